@@ -1,0 +1,1 @@
+//! The SOCP v1.3 wire layer.
