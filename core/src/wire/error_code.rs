@@ -1,0 +1,97 @@
+//! The error codes of SOCP v1.3 `ERROR` frames (§1.7).
+
+use core::fmt;
+
+/// An `ERROR` payload's `code`.
+///
+/// SOCP v1.3 defines six codes and every implementation must parse all of them.
+/// Codes that other implementations invent are kept verbatim in [`ErrorCode::Other`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorCode {
+    /// The recipient is not known anywhere in the network.
+    UserNotFound,
+    /// A transport or content signature did not verify.
+    InvalidSig,
+    /// A public key is malformed, not RSA-4096, or not e = 65537.
+    BadKey,
+    /// A peer or an operation timed out.
+    Timeout,
+    /// The frame's `type` is not one this node handles.
+    UnknownType,
+    /// The user id (or name) is already taken.
+    NameInUse,
+    /// A code outside the six of v1.3, kept as received.
+    Other(String),
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::UserNotFound => "USER_NOT_FOUND",
+            Self::InvalidSig => "INVALID_SIG",
+            Self::BadKey => "BAD_KEY",
+            Self::Timeout => "TIMEOUT",
+            Self::UnknownType => "UNKNOWN_TYPE",
+            Self::NameInUse => "NAME_IN_USE",
+            Self::Other(code) => code,
+        }
+    }
+
+    /// Parses a wire code; unknown codes become [`ErrorCode::Other`].
+    #[must_use]
+    pub fn parse(code: &str) -> Self {
+        match code {
+            "USER_NOT_FOUND" => Self::UserNotFound,
+            "INVALID_SIG" => Self::InvalidSig,
+            "BAD_KEY" => Self::BadKey,
+            "TIMEOUT" => Self::Timeout,
+            "UNKNOWN_TYPE" => Self::UnknownType,
+            "NAME_IN_USE" => Self::NameInUse,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Ok(Self::parse(&code))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_six_codes_round_trip() {
+        for code in [
+            ErrorCode::UserNotFound,
+            ErrorCode::InvalidSig,
+            ErrorCode::BadKey,
+            ErrorCode::Timeout,
+            ErrorCode::UnknownType,
+            ErrorCode::NameInUse,
+        ] {
+            assert_eq!(ErrorCode::parse(code.as_str()), code);
+        }
+        assert_eq!(
+            ErrorCode::parse("RATE_LIMITED"),
+            ErrorCode::Other("RATE_LIMITED".into())
+        );
+    }
+}
