@@ -14,4 +14,6 @@
 #![forbid(unsafe_code)]
 
 pub mod crypto;
+pub mod server;
+pub mod time;
 pub mod wire;
