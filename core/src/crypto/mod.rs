@@ -24,6 +24,7 @@ pub mod ed25519;
 pub mod hash;
 pub mod mac;
 pub mod rng;
+pub mod rsa;
 pub mod x25519;
 
 pub use aead::{AeadError, AeadKey};
@@ -31,6 +32,10 @@ pub use ed25519::{Ed25519Identity, Ed25519Public};
 pub use hash::sha256;
 pub use mac::{KdfError, MacError, ct_eq, hkdf_sha256, hmac_sha256, verify_hmac_sha256};
 pub use rng::{CoreRng, rng_from_seed};
+pub use rsa::{
+    DecryptError, EncryptError, KeyEncoding, KeyError, KeyGenError, RsaIdentity, RsaPublic,
+    SignError,
+};
 pub use x25519::{SharedSecret, X25519Public, X25519Secret};
 
 /// A signature did not verify. Carries no detail on purpose.
