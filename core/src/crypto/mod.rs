@@ -20,6 +20,7 @@
 //! and token comparison is constant-time; authentication failures carry no detail.
 
 pub mod aead;
+pub mod content_sig;
 pub mod ed25519;
 pub mod hash;
 pub mod mac;
@@ -28,6 +29,9 @@ pub mod rsa;
 pub mod x25519;
 
 pub use aead::{AeadError, AeadKey};
+pub use content_sig::{
+    ContentSigError, DmFields, KeyShareFields, KeyShareLayout, PublicFields, SigLayout,
+};
 pub use ed25519::{Ed25519Identity, Ed25519Public};
 pub use hash::sha256;
 pub use mac::{KdfError, MacError, ct_eq, hkdf_sha256, hmac_sha256, verify_hmac_sha256};
