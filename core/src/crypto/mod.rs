@@ -22,6 +22,8 @@
 pub mod aead;
 pub mod content_sig;
 pub mod ed25519;
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
 pub mod hash;
 pub mod mac;
 pub mod rng;
