@@ -25,6 +25,7 @@ pub mod ed25519;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod hash;
+pub mod keystore;
 pub mod mac;
 pub mod rng;
 pub mod rsa;
@@ -36,6 +37,7 @@ pub use content_sig::{
 };
 pub use ed25519::{Ed25519Identity, Ed25519Public};
 pub use hash::sha256;
+pub use keystore::{KeystoreError, KeystoreParams, SecretBundle};
 pub use mac::{KdfError, MacError, ct_eq, hkdf_sha256, hmac_sha256, verify_hmac_sha256};
 pub use rng::{CoreRng, rng_from_seed};
 pub use rsa::{
