@@ -787,3 +787,20 @@ fn case7_key_share_layouts_verify_and_fail_when_altered() {
         Err(ContentSigError::KeyMismatch)
     );
 }
+
+/// Key generation is too slow for the default run (seconds even with optimised
+/// dependencies); `cargo test -p socp-core --test crypto_conformance -- --ignored`.
+#[test]
+#[ignore = "generates an RSA-4096 key: slow"]
+fn generated_identities_are_rsa4096_e65537_and_work() {
+    let mut rng = rng_from_seed([0x99; 32]);
+    let id = RsaIdentity::generate(&mut rng).unwrap();
+    let (parsed, _) = RsaPublic::from_wire(&id.public().to_wire()).unwrap();
+    assert_eq!(&parsed, id.public());
+    let sig = id.sign_pss(&mut rng, b"m").unwrap();
+    assert!(id.public().verify_pss(b"m", &sig).is_ok());
+    let ct = id.public().encrypt_oaep(&mut rng, b"p").unwrap();
+    assert_eq!(id.decrypt_oaep(&mut rng, &ct).unwrap().as_slice(), b"p");
+    let back = RsaIdentity::from_pem(&id.to_pkcs8_pem()).unwrap();
+    assert_eq!(back.public(), id.public());
+}

@@ -1,5 +1,5 @@
 //! Cryptographic primitives of socp, with no I/O: randomness comes in as a
-//! [`CoreRng`](rng::CoreRng) (or any `rand_core::CryptoRng`) from the caller.
+//! [`CoreRng`] (or any `rand_core::CryptoRng`) from the caller.
 //!
 //! SOCP v1.3 itself (socp-1.3.md §1.1–§1.2) needs only:
 //! - [`rsa`] — RSA-4096, OAEP-SHA256 encryption and PSS-SHA256 signatures, with the
