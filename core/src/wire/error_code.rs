@@ -5,7 +5,9 @@ use core::fmt;
 /// An `ERROR` payload's `code`.
 ///
 /// SOCP v1.3 defines six codes and every implementation must parse all of them.
-/// Codes that other implementations invent are kept verbatim in [`ErrorCode::Other`].
+/// socp adds four more specific ones (peers that do not know them still read
+/// `detail`). Codes that other implementations invent are kept verbatim in
+/// [`ErrorCode::Other`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorCode {
     /// The recipient is not known anywhere in the network.
@@ -20,6 +22,16 @@ pub enum ErrorCode {
     UnknownType,
     /// The user id (or name) is already taken.
     NameInUse,
+    /// socp extension: the frame could not be decoded (bad JSON, missing or
+    /// mistyped fields, too large, too deep).
+    BadFrame,
+    /// socp extension: the sender may not send this (a spoofed `from`, a frame
+    /// before the link identified itself, a server-only type from a user).
+    Forbidden,
+    /// socp extension: `ts` is outside the freshness window.
+    Stale,
+    /// socp extension: too many frames or errors on this link.
+    RateLimited,
     /// A code outside the six of v1.3, kept as received.
     Other(String),
 }
@@ -35,6 +47,10 @@ impl ErrorCode {
             Self::Timeout => "TIMEOUT",
             Self::UnknownType => "UNKNOWN_TYPE",
             Self::NameInUse => "NAME_IN_USE",
+            Self::BadFrame => "BAD_FRAME",
+            Self::Forbidden => "FORBIDDEN",
+            Self::Stale => "STALE",
+            Self::RateLimited => "RATE_LIMITED",
             Self::Other(code) => code,
         }
     }
@@ -49,6 +65,10 @@ impl ErrorCode {
             "TIMEOUT" => Self::Timeout,
             "UNKNOWN_TYPE" => Self::UnknownType,
             "NAME_IN_USE" => Self::NameInUse,
+            "BAD_FRAME" => Self::BadFrame,
+            "FORBIDDEN" => Self::Forbidden,
+            "STALE" => Self::Stale,
+            "RATE_LIMITED" => Self::RateLimited,
             other => Self::Other(other.to_owned()),
         }
     }
@@ -86,6 +106,10 @@ mod tests {
             ErrorCode::Timeout,
             ErrorCode::UnknownType,
             ErrorCode::NameInUse,
+            ErrorCode::BadFrame,
+            ErrorCode::Forbidden,
+            ErrorCode::Stale,
+            ErrorCode::RateLimited,
         ] {
             assert_eq!(ErrorCode::parse(code.as_str()), code);
         }

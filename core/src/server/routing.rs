@@ -1,0 +1,226 @@
+//! Routing (SOCP §10, "authoritative"): direct messages, files and relayed user
+//! content. The server never decrypts anything it routes.
+//!
+//! `route_to_user(target)`: a local target gets USER_DELIVER; a target homed on a
+//! linked server gets SERVER_DELIVER to that server, re-signed with our key and
+//! with the original `ts` kept in the envelope and as `orig_ts`; anything else
+//! gets `ERROR USER_NOT_FOUND` back to the originator (through its home server
+//! when the originator is remote).
+//!
+//! Public-channel messages, files and key shares are relayed as the user sent
+//! them: to the named user (local, or through its home server), or for a channel
+//! target (`"public"`, `"*"`) to every local user and, when the sender is ours, to
+//! every server that hosts users, once each.
+
+use bytes::Bytes;
+
+use super::{Event, LinkId, Location, Server, dm_seen_key, is_channel_target};
+use crate::time::Now;
+use crate::wire::messages::{ErrorMsg, MsgDirect, ServerDeliver, UserDeliver};
+use crate::wire::{Envelope, ErrorCode};
+
+/// A direct message on its way, whichever frame carried it.
+struct Dm {
+    sender: String,
+    recipient: String,
+    ts: u64,
+    ciphertext: String,
+    sender_pub: String,
+    content_sig: String,
+}
+
+impl Server {
+    pub(super) fn on_msg_direct(&mut self, now: Now, link: LinkId, env: Envelope, dm: MsgDirect) {
+        if !self.is_fresh(now, env.ts) {
+            self.reject(
+                link,
+                ErrorCode::Stale,
+                "ts outside the freshness window".into(),
+            );
+            return;
+        }
+        // A client resending after a reconnect must not deliver twice.
+        let key = dm_seen_key(env.ts, &env.from, &env.to, &dm.ciphertext);
+        if !self.seen.insert(now.mono, key) {
+            self.events.push_back(Event::Duplicate { link });
+            return;
+        }
+        let sender_pub = dm
+            .sender_pub
+            .filter(|k| !k.is_empty())
+            .or_else(|| self.user_keys.get(&env.from).cloned())
+            .unwrap_or_default();
+        let msg = Dm {
+            sender: env.from,
+            recipient: env.to,
+            ts: env.ts,
+            ciphertext: dm.ciphertext,
+            sender_pub,
+            content_sig: dm.content_sig.unwrap_or_default(),
+        };
+        self.route_dm(now, link, None, msg);
+    }
+
+    pub(super) fn on_server_deliver(
+        &mut self,
+        now: Now,
+        link: LinkId,
+        link_server: &str,
+        env: &Envelope,
+        d: ServerDeliver,
+    ) {
+        let msg = Dm {
+            sender: d.sender,
+            recipient: d.user_id,
+            ts: d.orig_ts.unwrap_or(env.ts),
+            ciphertext: d.ciphertext,
+            sender_pub: d.sender_pub,
+            content_sig: d.content_sig,
+        };
+        self.route_dm(now, link, Some(link_server), msg);
+    }
+
+    fn route_dm(&mut self, now: Now, link: LinkId, from_server: Option<&str>, dm: Dm) {
+        match self.locations.get(&dm.recipient).cloned() {
+            Some(Location::Local) => {
+                let Some(&target) = self.local_users.get(&dm.recipient) else {
+                    return self.not_found(now, link, from_server, &dm.sender, &dm.recipient);
+                };
+                let deliver = UserDeliver {
+                    ciphertext: dm.ciphertext,
+                    sender: dm.sender,
+                    sender_pub: dm.sender_pub,
+                    content_sig: dm.content_sig,
+                    orig_ts: Some(dm.ts),
+                };
+                let frame = self.signed_frame(&dm.recipient, dm.ts, deliver.into());
+                self.send(target, frame);
+            }
+            Some(Location::Server(home)) if Some(home.as_str()) != from_server => {
+                let Some(target) = self.servers.get(&home).and_then(|s| s.link) else {
+                    return self.not_found(now, link, from_server, &dm.sender, &dm.recipient);
+                };
+                let deliver = ServerDeliver {
+                    user_id: dm.recipient,
+                    ciphertext: dm.ciphertext,
+                    sender: dm.sender,
+                    sender_pub: dm.sender_pub,
+                    content_sig: dm.content_sig,
+                    orig_ts: Some(dm.ts),
+                };
+                let frame = self.signed_frame(&home, dm.ts, deliver.into());
+                self.send(target, frame);
+            }
+            _ => self.not_found(now, link, from_server, &dm.sender, &dm.recipient),
+        }
+    }
+
+    /// `ERROR USER_NOT_FOUND` to the originator: on its own link if it is ours,
+    /// else to its home server (which relays it), addressed to the sender.
+    fn not_found(
+        &mut self,
+        now: Now,
+        link: LinkId,
+        from_server: Option<&str>,
+        sender: &str,
+        recipient: &str,
+    ) {
+        let detail = format!("user {recipient} is not reachable");
+        match from_server {
+            None => self.reject(link, ErrorCode::UserNotFound, detail),
+            Some(_) => {
+                self.events.push_back(Event::Rejected {
+                    link,
+                    code: ErrorCode::UserNotFound,
+                    detail: detail.clone(),
+                });
+                let err = ErrorMsg {
+                    code: ErrorCode::UserNotFound,
+                    detail: Some(detail),
+                };
+                let frame = self.signed_frame(sender, now.unix_ms, err.into());
+                self.send(link, frame);
+            }
+        }
+    }
+
+    /// An ERROR from a server addressed to one of our users (e.g. USER_NOT_FOUND
+    /// for a DM it sent) is relayed to that user; never answered.
+    pub(super) fn on_server_error(&mut self, env: &Envelope, _err: ErrorMsg) {
+        if let Some(&target) = self.local_users.get(&env.to) {
+            let frame = Bytes::from(env.encode());
+            self.send(target, frame);
+        }
+    }
+
+    /// MSG_PUBLIC_CHANNEL, FILE_START / FILE_CHUNK / FILE_END and
+    /// PUBLIC_CHANNEL_KEY_SHARE: opaque user content, relayed as sent.
+    /// `from_server` is the server it came from, `None` if its sender is ours.
+    pub(super) fn on_user_content(
+        &mut self,
+        now: Now,
+        link: LinkId,
+        env: Envelope,
+        from_server: Option<&str>,
+    ) {
+        if from_server.is_none() {
+            if !self.is_fresh(now, env.ts) {
+                self.reject(
+                    link,
+                    ErrorCode::Stale,
+                    "ts outside the freshness window".into(),
+                );
+                return;
+            }
+            let key = super::seen::seen_key(env.ts, &env.from, &env.to, &env.payload_digest());
+            if !self.seen.insert(now.mono, key) {
+                self.events.push_back(Event::Duplicate { link });
+                return;
+            }
+        }
+        // Local users get the frame as its sender wrote it.
+        let mut as_sent = env.clone();
+        if from_server.is_some() {
+            as_sent.sig = None;
+        }
+        let local_frame = Bytes::from(as_sent.encode());
+        if is_channel_target(&env.to) {
+            self.broadcast_local(&local_frame, Some(&env.from));
+            if from_server.is_none() {
+                let homes: Vec<LinkId> = self
+                    .servers
+                    .iter()
+                    .filter(|(id, _)| {
+                        self.locations
+                            .values()
+                            .any(|loc| matches!(loc, Location::Server(s) if s == *id))
+                    })
+                    .filter_map(|(_, s)| s.link)
+                    .collect();
+                if !homes.is_empty() {
+                    let frame = self.resigned(env);
+                    for target in homes {
+                        self.send(target, frame.clone());
+                    }
+                }
+            }
+            return;
+        }
+        match self.locations.get(&env.to).cloned() {
+            Some(Location::Local) => {
+                if let Some(&target) = self.local_users.get(&env.to) {
+                    self.send(target, local_frame);
+                }
+            }
+            Some(Location::Server(home)) if Some(home.as_str()) != from_server => {
+                if let Some(target) = self.servers.get(&home).and_then(|s| s.link) {
+                    let frame = self.resigned(env);
+                    self.send(target, frame);
+                } else {
+                    self.not_found(now, link, from_server, &env.from, &env.to);
+                }
+            }
+            _ => self.not_found(now, link, from_server, &env.from, &env.to),
+        }
+    }
+}
