@@ -98,7 +98,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn all_six_codes_round_trip() {
+    fn every_code_round_trips() {
         for code in [
             ErrorCode::UserNotFound,
             ErrorCode::InvalidSig,
