@@ -114,8 +114,8 @@ mod tests {
             assert_eq!(ErrorCode::parse(code.as_str()), code);
         }
         assert_eq!(
-            ErrorCode::parse("RATE_LIMITED"),
-            ErrorCode::Other("RATE_LIMITED".into())
+            ErrorCode::parse("QUOTA_EXCEEDED"),
+            ErrorCode::Other("QUOTA_EXCEEDED".into())
         );
     }
 }
