@@ -15,5 +15,7 @@
 
 pub mod crypto;
 pub mod server;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod time;
 pub mod wire;
