@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod crypto;
+pub mod fuzzing;
 pub mod server;
 #[cfg(feature = "sim")]
 pub mod sim;
