@@ -3,8 +3,9 @@
 //! N real [`Server`]s and M scripted users exchange real frames over simulated
 //! WebSocket connections on a virtual clock. Latency is drawn from a seeded
 //! CSPRNG; frames on one connection arrive in order unless reordering is turned
-//! on; frames can be dropped at random, between partitioned servers, or by a hook
-//! that can also alter or replay frames in flight. Links can be killed and servers
+//! on; frames can be dropped at random or by a hook that can also alter, replay or
+//! inject frames in flight; a partition holds frames back, as TCP would, until it
+//! heals or the connection is declared dead. Links can be killed and servers
 //! crashed and restarted from the state they persisted. The same seed and the same
 //! calls give the same run, event for event.
 //!
@@ -93,7 +94,7 @@ pub struct InFlight {
 }
 
 /// What the hook decides about a frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Deliver it (possibly altered).
     Deliver,
@@ -101,6 +102,13 @@ pub enum Verdict {
     Drop,
     /// Deliver it, and the same frame again after the given delay (a replay).
     Replay(Duration),
+    /// Deliver it, and also `frame` (e.g. a tampered copy) after `after`.
+    Inject {
+        /// The extra frame.
+        frame: Vec<u8>,
+        /// Its delay after the original.
+        after: Duration,
+    },
 }
 
 /// The frame hook: sees every frame before it is scheduled.
@@ -127,6 +135,9 @@ enum Pending {
     },
     Closed {
         to: Endpoint,
+    },
+    Kill {
+        conn: u64,
     },
 }
 
@@ -156,6 +167,9 @@ pub struct Sim {
     queue: BTreeMap<(Instant, u64), Pending>,
     seq: u64,
     partitions: BTreeSet<(usize, usize)>,
+    /// Frames held back by a partition, per connection, in order: delivered when
+    /// the partition heals, lost if the connection dies first (as TCP would).
+    held: BTreeMap<u64, Vec<(Endpoint, usize, Vec<u8>)>>,
     hook: Option<Hook>,
     events: Vec<(Instant, usize, Event)>,
     frames_sent: u64,
@@ -190,6 +204,7 @@ impl Sim {
             queue: BTreeMap::new(),
             seq: 0,
             partitions: BTreeSet::new(),
+            held: BTreeMap::new(),
             hook: None,
             events: Vec::new(),
             frames_sent: 0,
@@ -408,20 +423,64 @@ impl Sim {
         }
     }
 
-    /// Silently drops every frame between servers `a` and `b` (and refuses dials)
-    /// until [`Sim::heal`].
+    /// Partitions servers `a` and `b` until [`Sim::heal`]: frames between them are
+    /// held (like TCP data that cannot get through) and dials between them fail.
     pub fn partition(&mut self, a: usize, b: usize) {
         self.partitions.insert((a.min(b), a.max(b)));
     }
 
-    /// Ends a partition.
+    /// Partitions server `s` from every other server.
+    pub fn isolate(&mut self, s: usize) {
+        for other in 0..self.servers.len() {
+            if other != s {
+                self.partition(s, other);
+            }
+        }
+    }
+
+    /// Whether servers `a` and `b` are partitioned.
+    #[must_use]
+    pub fn is_partitioned(&self, a: usize, b: usize) -> bool {
+        self.partitions.contains(&(a.min(b), a.max(b)))
+    }
+
+    /// Ends a partition; held frames resume, in order.
     pub fn heal(&mut self, a: usize, b: usize) {
         self.partitions.remove(&(a.min(b), a.max(b)));
+        self.release_held();
     }
 
     /// Ends every partition.
     pub fn heal_all(&mut self) {
         self.partitions.clear();
+        self.release_held();
+    }
+
+    fn release_held(&mut self) {
+        let conns: Vec<u64> = self.held.keys().copied().collect();
+        for conn in conns {
+            let blocked = self.conns.get(&conn).is_some_and(|c| self.blocks(c.a, c.b));
+            if blocked {
+                continue;
+            }
+            for (to, dir, frame) in self.held.remove(&conn).unwrap_or_default() {
+                let mut at = self.now.mono + self.latency();
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    at = at.max(c.last_arrival[dir]);
+                    c.last_arrival[dir] = at;
+                }
+                self.schedule(at, Pending::Frame { conn, to, frame });
+            }
+        }
+    }
+
+    fn blocks(&self, a: Endpoint, b: Endpoint) -> bool {
+        match (a, b) {
+            (Endpoint::Server { idx: x, .. }, Endpoint::Server { idx: y, .. }) => {
+                self.is_partitioned(x, y)
+            }
+            _ => false,
+        }
     }
 
     /// Crashes server `s`: every connection to it drops, its state is lost except
@@ -551,6 +610,7 @@ impl Sim {
                     self.drain(idx);
                 }
             }
+            Pending::Kill { conn } => self.kill_conn(conn),
             Pending::Closed { to } => match to {
                 Endpoint::Server { idx, link } => {
                     if self.servers[idx].alive {
@@ -629,7 +689,14 @@ impl Sim {
             Action::Close { link, .. } => {
                 let me = Endpoint::Server { idx, link };
                 if let Some(&conn) = self.by_endpoint.get(&me) {
-                    self.kill_conn(conn);
+                    // Like an adapter, flush what is queued on the link, then close it.
+                    let at = self
+                        .conns
+                        .get(&conn)
+                        .map_or(self.now.mono, |c| c.last_arrival[0].max(c.last_arrival[1]))
+                        .max(self.now.mono)
+                        + Duration::from_micros(1);
+                    self.schedule(at, Pending::Kill { conn });
                 } else {
                     // A dial still in flight, or already gone: just report it closed.
                     let now = self.now;
@@ -663,6 +730,7 @@ impl Sim {
         };
         self.by_endpoint.remove(&c.a);
         self.by_endpoint.remove(&c.b);
+        self.held.remove(&conn);
         let at = self.now.mono + self.latency();
         for end in [c.a, c.b] {
             self.schedule(at, Pending::Closed { to: end });
@@ -675,11 +743,6 @@ impl Sim {
         };
         let (to, dir) = if c.a == from { (c.b, 0) } else { (c.a, 1) };
         self.frames_sent += 1;
-        if let (Endpoint::Server { idx: x, .. }, Endpoint::Server { idx: y, .. }) = (from, to)
-            && self.partitions.contains(&(x.min(y), x.max(y)))
-        {
-            return;
-        }
         if self.net.loss_ppm > 0 && (self.rng.next_u32() % 1_000_000) < self.net.loss_ppm {
             return;
         }
@@ -691,6 +754,14 @@ impl Sim {
         if verdict == Verdict::Drop {
             return;
         }
+        if self.blocks(from, to) {
+            let held = self.held.entry(conn).or_default();
+            held.push((to, dir, flight.frame));
+            if let Verdict::Inject { frame, .. } = verdict {
+                held.push((to, dir, frame));
+            }
+            return;
+        }
         let mut at = self.now.mono + self.latency();
         if !self.net.reorder
             && let Some(c) = self.conns.get_mut(&conn)
@@ -698,15 +769,19 @@ impl Sim {
             at = at.max(c.last_arrival[dir]);
             c.last_arrival[dir] = at;
         }
-        if let Verdict::Replay(delay) = verdict {
-            self.schedule(
+        match verdict {
+            Verdict::Replay(delay) => self.schedule(
                 at + delay,
                 Pending::Frame {
                     conn,
                     to,
                     frame: flight.frame.clone(),
                 },
-            );
+            ),
+            Verdict::Inject { frame, after } => {
+                self.schedule(at + after, Pending::Frame { conn, to, frame });
+            }
+            Verdict::Deliver | Verdict::Drop => {}
         }
         self.schedule(
             at,
