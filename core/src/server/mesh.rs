@@ -214,8 +214,9 @@ impl Server {
             .map(|e| (e.host.clone(), e.port));
         match (key, entry_addr) {
             (Some(key), Some((host, port))) if introducer != self.id => {
-                if self.pin_server(&introducer, key, &host, port).is_ok() {
-                    self.server_identified(now, link, &introducer);
+                match self.pin_server(&introducer, key, &host, port) {
+                    Ok(()) => self.server_identified(now, link, &introducer),
+                    Err(detail) => self.rejected_event(link, detail),
                 }
             }
             _ => self.close(link, CLOSE_NORMAL, "joined"),
@@ -241,10 +242,8 @@ impl Server {
             });
             return;
         };
-        if self
-            .pin_server(&info.server_id, key, &info.host, info.port)
-            .is_err()
-        {
+        if let Err(detail) = self.pin_server(&info.server_id, key, &info.host, info.port) {
+            self.rejected_event(LinkId(0), detail);
             return;
         }
         self.dial_server(now, &info.server_id);
@@ -339,10 +338,8 @@ impl Server {
                 })
             })
             .collect();
-        if self
-            .pin_server(&assigned, key, &hello.host, hello.port)
-            .is_err()
-        {
+        if let Err(detail) = self.pin_server(&assigned, key, &hello.host, hello.port) {
+            self.rejected_event(link, detail);
             return;
         }
         let welcome = ServerWelcome {
@@ -449,7 +446,7 @@ impl Server {
     }
 
     /// Pins `key` to `server_id` (refusing a different key for a known id) and
-    /// records its address.
+    /// records its address. A refusal is only returned: the caller reports it, once.
     fn pin_server(
         &mut self,
         server_id: &str,
@@ -460,13 +457,9 @@ impl Server {
         let initial = self.cfg.reconnect_initial;
         match self.servers.get_mut(server_id) {
             Some(known) if known.key != key => {
-                let detail = format!("server id {server_id} is pinned to a different key");
-                self.events.push_back(Event::Rejected {
-                    link: LinkId(0),
-                    code: ErrorCode::BadKey,
-                    detail: detail.clone(),
-                });
-                return Err(detail);
+                return Err(format!(
+                    "server id {server_id} is pinned to a different key"
+                ));
             }
             Some(known) => {
                 if known.host == host && known.port == port {
@@ -501,6 +494,15 @@ impl Server {
             self.store(op);
         }
         Ok(())
+    }
+
+    /// A `BAD_KEY` refusal to count and log, for callers that send no ERROR.
+    fn rejected_event(&mut self, link: LinkId, detail: String) {
+        self.events.push_back(Event::Rejected {
+            link,
+            code: ErrorCode::BadKey,
+            detail,
+        });
     }
 
     pub(super) fn dial_server(&mut self, now: Now, server_id: &str) {
