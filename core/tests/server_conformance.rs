@@ -1431,6 +1431,24 @@ fn case_15_welcome_with_servers_clients_or_both_is_accepted_then_announced_to_st
         assert_eq!(payload_str(ann, "pubkey"), key_wire(10));
         assert!(verifies(ann, 10));
 
+        // Listed clients are placed provisionally on their home server until that
+        // server's link is identified: the introducer's own users (CAROL, no
+        // server_id) are left to the introducer's adverts, since its link is up;
+        // DAVE stays placed on S3 until S3 is linked.
+        assert!(n.server.location(CAROL).is_none(), "{name}");
+        if clients > 1 {
+            assert_eq!(
+                n.server.location(DAVE),
+                Some(&Location::Server(S3.into())),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            n.server.online_users().len(),
+            clients.saturating_sub(1),
+            "{name}"
+        );
+
         // Listed servers are pinned and dialled, then linked with HELLO_LINK + ANNOUNCE.
         let dials = n.dials();
         if has_servers {
@@ -1458,22 +1476,11 @@ fn case_15_welcome_with_servers_clients_or_both_is_accepted_then_announced_to_st
         } else {
             assert_eq!(dials.len(), 2, "{name}: nothing more to dial");
         }
-        // Listed clients are located at their server (the introducer by default).
-        if clients > 0 {
-            assert_eq!(
-                n.server.location(CAROL),
-                Some(&Location::Server(P.into())),
-                "{name}"
-            );
+        // After S3's link is up, S3 speaks for its own users: nothing second hand is left.
+        assert!(n.server.location(DAVE).is_none(), "{name}");
+        if !has_servers {
+            assert!(n.server.online_users().is_empty(), "{name}");
         }
-        if clients > 1 {
-            assert_eq!(
-                n.server.location(DAVE),
-                Some(&Location::Server(S3.into())),
-                "{name}"
-            );
-        }
-        assert_eq!(n.server.online_users().len(), clients, "{name}");
         assert!(
             !n.dials().iter().any(|d| d.2 == "third.test"),
             "{name}: the third introducer is never tried"

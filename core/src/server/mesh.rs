@@ -212,6 +212,10 @@ impl Server {
             .bootstrap
             .get(entry)
             .map(|e| (e.host.clone(), e.port));
+        // Clients first: identifying a link drops the provisional locations it supersedes.
+        for c in welcome.clients {
+            self.learn_client(c, &introducer);
+        }
         match (key, entry_addr) {
             (Some(key), Some((host, port))) if introducer != self.id => {
                 match self.pin_server(&introducer, key, &host, port) {
@@ -223,9 +227,6 @@ impl Server {
         }
         for s in welcome.servers {
             self.learn_server(now, s);
-        }
-        for c in welcome.clients {
-            self.learn_client(c, &introducer);
         }
     }
 
@@ -266,7 +267,8 @@ impl Server {
                 }
             }
         }
-        self.set_location(&info.user_id, Location::Server(home));
+        self.set_location(&info.user_id, Location::Server(home.clone()));
+        self.provisional.insert(info.user_id, home);
     }
 
     // ----- joining, as the introducer ------------------------------------------
@@ -559,6 +561,28 @@ impl Server {
         }
         if s.link.is_none() {
             self.schedule_redial(now, server_id);
+            self.drop_provisional(server_id);
+        }
+    }
+
+    /// Forgets the users WELCOME placed on `server_id`: that server either
+    /// advertises its real users as the link comes up, or cannot be reached.
+    /// (An introducer's list is second hand and may be stale: it can still hold a
+    /// USER_REMOVE that a partition kept from it.)
+    fn drop_provisional(&mut self, server_id: &str) {
+        let stale: Vec<String> = self
+            .provisional
+            .iter()
+            .filter(|(_, home)| home.as_str() == server_id)
+            .map(|(user, _)| user.clone())
+            .collect();
+        let home = Location::Server(server_id.to_owned());
+        for user in stale {
+            self.provisional.remove(&user);
+            if self.locations.get(&user) == Some(&home) {
+                self.locations.remove(&user);
+                self.events.push_back(Event::UserOffline { user_id: user });
+            }
         }
     }
 
@@ -597,6 +621,7 @@ impl Server {
         self.events.push_back(Event::ServerLinked {
             server_id: server_id.to_owned(),
         });
+        self.drop_provisional(server_id);
         let announce = ServerAnnounce {
             host: self.cfg.host.clone(),
             port: self.cfg.port,

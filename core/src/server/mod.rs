@@ -132,6 +132,9 @@ pub struct Server {
     servers: BTreeMap<String, PeerServer>,
     local_users: BTreeMap<String, LinkId>,
     locations: BTreeMap<String, Location>,
+    /// Locations learned second hand from a WELCOME, until their home server
+    /// speaks for itself (user → home server).
+    provisional: BTreeMap<String, String>,
     /// Users' keys (wire encoding), pinned on first sight.
     user_keys: BTreeMap<String, String>,
     /// The last USER_ADVERTISE frame of every online remote user, relayed to new local users.
@@ -200,6 +203,7 @@ impl Server {
             servers: BTreeMap::new(),
             local_users: BTreeMap::new(),
             locations: BTreeMap::new(),
+            provisional: BTreeMap::new(),
             user_keys: BTreeMap::new(),
             adverts: BTreeMap::new(),
             public: PublicChannel::default(),

@@ -220,6 +220,7 @@ impl Server {
         self.broadcast_servers(&frame, Some((&link_server, &env.from)));
         let home = Location::Server(rm.server_id.clone());
         if rm.server_id == env.from && self.locations.get(&rm.user_id) == Some(&home) {
+            self.provisional.remove(&rm.user_id);
             self.locations.remove(&rm.user_id);
             self.adverts.remove(&rm.user_id);
             self.events.push_back(Event::UserOffline {
@@ -230,6 +231,8 @@ impl Server {
     }
 
     pub(super) fn set_location(&mut self, user: &str, location: Location) {
+        // First-hand news supersedes what a WELCOME said.
+        self.provisional.remove(user);
         if self.locations.get(user) == Some(&location) {
             return;
         }
@@ -243,6 +246,7 @@ impl Server {
     /// Forgets a remote user whose home server is gone, telling local users with a
     /// USER_REMOVE of our own (the home server cannot send one any more).
     pub(super) fn remove_location(&mut self, now: Now, user: &str, server_id: &str) {
+        self.provisional.remove(user);
         self.locations.remove(user);
         self.adverts.remove(user);
         self.events.push_back(Event::UserOffline {
