@@ -1803,6 +1803,9 @@ fn case_17_newlines_binary_frames_bad_json_and_unknown_types_do_not_kill_the_lin
     let carol = n.connect();
     n.recv(carol, b"garbage\n");
     assert_eq!(n.take_errors(carol), ["BAD_FRAME"]);
+    let unknown_first = raw("NO_SUCH_TYPE", CAROL, "server", n.ts(), json!({}));
+    n.send(carol, &unknown_first);
+    assert_eq!(n.take_errors(carol), ["UNKNOWN_TYPE"]);
     assert!(n.close_codes(carol).is_empty());
     n.send(carol, &user_hello(CAROL, &key_wire(7), n.ts()));
     assert_eq!(n.server.location(CAROL), Some(&Location::Local));

@@ -535,6 +535,11 @@ impl Server {
             },
             Message::CtrlClose(_) => self.close(link, CLOSE_NORMAL, "peer closed"),
             Message::Heartbeat(_) | Message::Error(_) | Message::Ack(_) => {}
+            Message::Unknown { msg_type } => self.reject(
+                link,
+                ErrorCode::UnknownType,
+                format!("unknown message type {msg_type}"),
+            ),
             _ => self.reject(
                 link,
                 ErrorCode::Forbidden,
