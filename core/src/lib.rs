@@ -13,6 +13,7 @@
 //!   X25519, AES-256-GCM, HMAC/HKDF-SHA256, and the password-protected keystore.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod crypto;
 pub mod fuzzing;
 pub mod server;
