@@ -562,6 +562,31 @@ impl Server {
         if s.link.is_none() {
             self.schedule_redial(now, server_id);
             self.drop_provisional(server_id);
+            // Users we heard of second hand on a server we cannot reach are not
+            // reachable: forget them until that server's link is up.
+            let home = Location::Server(server_id.to_owned());
+            let gone: Vec<String> = self
+                .locations
+                .iter()
+                .filter(|(_, loc)| **loc == home)
+                .map(|(user, _)| user.clone())
+                .collect();
+            for user in gone {
+                self.remove_location(now, &user, server_id);
+            }
+        }
+    }
+
+    /// We heard of a user on `server_id` (gossip forwarded by another server):
+    /// make sure we have, or are getting, a link to it, so that the location is
+    /// either routable or dropped when the dial fails.
+    pub(super) fn ensure_link(&mut self, now: Now, server_id: &str) {
+        let needs_dial = self
+            .servers
+            .get(server_id)
+            .is_some_and(|s| s.link.is_none() && s.dialing.is_none());
+        if needs_dial {
+            self.dial_server(now, server_id);
         }
     }
 

@@ -142,7 +142,7 @@ impl Server {
 
     pub(super) fn on_user_advertise(
         &mut self,
-        _now: Now,
+        now: Now,
         link: LinkId,
         link_server: &str,
         env: &Envelope,
@@ -196,6 +196,7 @@ impl Server {
             return;
         }
         self.set_location(&ad.user_id, Location::Server(ad.server_id.clone()));
+        self.ensure_link(now, &ad.server_id);
         self.adverts.insert(ad.user_id.clone(), frame.clone());
         self.broadcast_local(&frame, None);
     }
