@@ -13,11 +13,16 @@
 //! USER_HELLO with a fixture key, MSG_DIRECT with an opaque "ciphertext" (the
 //! server never decrypts), public messages, files and `/list`. It records every
 //! frame it receives.
+//!
+//! Real [`Client`](crate::client::Client)s take part too ([`Sim::add_client`]):
+//! they occupy a user slot, dial servers, reconnect and run their timers on the
+//! virtual clock.
 
 // Test support, driven by tests only: indices are the simulator's own, and an
 // out-of-range one is a bug in the calling test, which should fail loudly.
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod client;
 mod user;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use core::time::Duration;
 use rand_core::Rng;
 
+pub use client::SimClient;
 pub use user::SimUser;
 
 use crate::crypto::{CoreRng, fixtures, rng_from_seed};
@@ -139,6 +145,14 @@ enum Pending {
     Kill {
         conn: u64,
     },
+    ClientConnected {
+        idx: usize,
+        conn: u64,
+    },
+    ClientClosed {
+        idx: usize,
+        conn: u64,
+    },
 }
 
 /// A simulated server: the real state machine plus what it persisted.
@@ -161,6 +175,7 @@ pub struct Sim {
     pub net: NetConfig,
     servers: Vec<SimServer>,
     users: Vec<SimUser>,
+    clients: BTreeMap<usize, SimClient>,
     conns: BTreeMap<u64, Conn>,
     by_endpoint: BTreeMap<Endpoint, u64>,
     next_conn: u64,
@@ -198,6 +213,7 @@ impl Sim {
             net: NetConfig::default(),
             servers: Vec::new(),
             users: Vec::new(),
+            clients: BTreeMap::new(),
             conns: BTreeMap::new(),
             by_endpoint: BTreeMap::new(),
             next_conn: 1,
@@ -543,11 +559,17 @@ impl Sim {
                 .filter(|(_, s)| s.alive)
                 .filter_map(|(i, s)| s.server.poll_timeout().map(|t| (t.max(self.now.mono), i)))
                 .min();
-            let next = match (next_frame, next_timer) {
-                (Some(f), Some((t, _))) => f.min(t),
-                (Some(f), None) => f,
-                (None, Some((t, _))) => t,
-                (None, None) => break,
+            let next_client = self.next_client_timer();
+            let next = [
+                next_frame,
+                next_timer.map(|(t, _)| t),
+                next_client.map(|(t, _)| t),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let Some(next) = next else {
+                break;
             };
             if next > until {
                 break;
@@ -557,6 +579,11 @@ impl Sim {
                 if let Some((_, pending)) = self.queue.pop_first() {
                     self.deliver(pending);
                 }
+            } else if let Some((t, idx)) = next_client
+                && t == next
+                && next_timer.is_none_or(|(s, _)| s > t)
+            {
+                self.client_timeout(idx);
             } else if let Some((_, idx)) = next_timer {
                 let now = self.now;
                 self.servers[idx].server.handle_timeout(now);
@@ -599,6 +626,10 @@ impl Sim {
                         if let Ok(env) = Envelope::decode(&frame, &crate::wire::Limits::default()) {
                             self.users[idx].inbox.push(env);
                         }
+                        if let Some(c) = self.clients.get_mut(&idx) {
+                            c.client.handle_frame(now, &frame);
+                            self.drain_client(idx);
+                        }
                     }
                 }
             }
@@ -611,6 +642,8 @@ impl Sim {
                 }
             }
             Pending::Kill { conn } => self.kill_conn(conn),
+            Pending::ClientConnected { idx, conn } => self.client_connected(idx, conn),
+            Pending::ClientClosed { idx, conn } => self.client_closed(idx, conn),
             Pending::Closed { to } => match to {
                 Endpoint::Server { idx, link } => {
                     if self.servers[idx].alive {
@@ -733,7 +766,12 @@ impl Sim {
         self.held.remove(&conn);
         let at = self.now.mono + self.latency();
         for end in [c.a, c.b] {
-            self.schedule(at, Pending::Closed { to: end });
+            match end {
+                Endpoint::User { idx } if self.clients.contains_key(&idx) => {
+                    self.schedule(at, Pending::ClientClosed { idx, conn });
+                }
+                _ => self.schedule(at, Pending::Closed { to: end }),
+            }
         }
     }
 
