@@ -887,7 +887,13 @@ fn any_message() -> impl Strategy<Value = Message> {
             ),
         s().prop_map(|file_id| Message::from(FileEnd { file_id })),
         s().prop_map(|msg_ref| Message::from(Ack { msg_ref })),
-        (error_code(), opt_s()).prop_map(|(code, detail)| Message::from(ErrorMsg { code, detail })),
+        (error_code(), opt_s(), opt_s()).prop_map(|(code, detail, user_id)| Message::from(
+            ErrorMsg {
+                code,
+                detail,
+                user_id
+            }
+        )),
         Just(Message::from(CtrlClose {})),
         Just(Message::from(ListRequest {})),
         prop::collection::vec(s(), 0..4)

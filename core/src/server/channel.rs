@@ -7,7 +7,9 @@
 //! batched over [`PUBLIC_ADD_BATCH`](super::PUBLIC_ADD_BATCH) so a burst of joins
 //! costs one signature. A received ADD merges its members and moves our version
 //! past both ours and its `if_version`, so a conflicting `if_version` never makes
-//! the version go back; PUBLIC_CHANNEL_UPDATED only ever raises it.
+//! the version go back; PUBLIC_CHANNEL_UPDATED only ever raises it. Local users
+//! get PUBLIC_CHANNEL_UPDATED when they join and, batched over
+//! [`PUBLIC_UPDATED_BATCH`](super::PUBLIC_UPDATED_BATCH), whenever the version moves.
 //!
 //! In the legacy profile the channel's messages are per-member RSA ciphertexts
 //! (§2 row 11): the 256-bit group key of the §15 data model protects nothing, so
@@ -84,6 +86,24 @@ impl Server {
         }
         self.public.version = version;
         self.store(StoreOp::PublicVersion { version });
+        // Local users hear of the new version, batched: one signature per batch
+        // (the payload is the same for every user).
+        if self.public.updated_at.is_none() && !self.local_users.is_empty() {
+            self.public.updated_at = Some(self.now.mono + super::PUBLIC_UPDATED_BATCH);
+        }
+    }
+
+    /// Sends the current version to every local user.
+    pub(super) fn flush_public_updated(&mut self, now: Now) {
+        self.public.updated_at = None;
+        let users: Vec<(String, LinkId)> = self
+            .local_users
+            .iter()
+            .map(|(u, l)| (u.clone(), *l))
+            .collect();
+        for (user, link) in users {
+            self.send_channel_state(now, link, &user);
+        }
     }
 
     /// The channel's current version, sent to a user when it joins.
@@ -158,10 +178,11 @@ impl Server {
                 let frame = self.signed_frame(user, now.unix_ms, msg.into());
                 self.send(link, frame);
             }
-            None => self.reject(
+            None => self.reject_about(
                 link,
                 ErrorCode::UserNotFound,
                 format!("no key known for user {target}"),
+                Some(target),
             ),
         }
     }

@@ -114,10 +114,14 @@ struct PublicChannel {
     /// New local members not yet announced with PUBLIC_CHANNEL_ADD (batched).
     pending_add: Vec<String>,
     flush_at: Option<Instant>,
+    /// When to tell local users the new version (batched).
+    updated_at: Option<Instant>,
 }
 
 /// How long new members are batched before one PUBLIC_CHANNEL_ADD announces them.
 const PUBLIC_ADD_BATCH: Duration = Duration::from_millis(200);
+/// How long version changes are batched before local users get PUBLIC_CHANNEL_UPDATED.
+const PUBLIC_UPDATED_BATCH: Duration = Duration::from_secs(1);
 
 /// A SOCP v1.3 server (and introducer). See the [module documentation](self).
 pub struct Server {
@@ -444,6 +448,9 @@ impl Server {
         if self.public.flush_at.is_some_and(|t| now.mono >= t) {
             self.flush_public_adds(now);
         }
+        if self.public.updated_at.is_some_and(|t| now.mono >= t) {
+            self.flush_public_updated(now);
+        }
     }
 
     /// Shuts down: SERVER_GOODBYE to every server, then every link is closed.
@@ -506,7 +513,10 @@ impl Server {
                 next = next.min(t);
             }
         }
-        if let Some(t) = self.public.flush_at {
+        for t in [self.public.flush_at, self.public.updated_at]
+            .into_iter()
+            .flatten()
+        {
             next = next.min(t);
         }
         Some(next)
@@ -822,6 +832,24 @@ impl Server {
         Bytes::from(env.encode())
     }
 
+    /// A signed frame whose payload also carries `extra` keys (never overriding
+    /// the message's own fields).
+    fn signed_frame_with(
+        &mut self,
+        to: &str,
+        ts: u64,
+        msg: Message,
+        extra: Map<String, Value>,
+    ) -> Bytes {
+        let mut env = Envelope::new(self.id.clone(), to, ts, msg);
+        for (k, v) in extra {
+            env.payload.entry(k).or_insert(v);
+        }
+        let sig = self.sign_payload(&env.payload, false);
+        env.sig = (!sig.is_empty()).then_some(sig);
+        Bytes::from(env.encode())
+    }
+
     /// Re-signs a relayed envelope with our key, keeping its `from`, `to` and `ts`.
     fn resigned(&mut self, mut env: Envelope) -> Bytes {
         let sig = self.sign_payload(&env.payload, false);
@@ -832,6 +860,11 @@ impl Server {
     /// Refuses a frame: an event always; an `ERROR` back to users and unidentified
     /// peers (rate-limited), never to servers (no error storms, §3).
     fn reject(&mut self, link: LinkId, code: ErrorCode, detail: String) {
+        self.reject_about(link, code, detail, None);
+    }
+
+    /// [`Server::reject`] for an error about a user (`ERROR.user_id`).
+    fn reject_about(&mut self, link: LinkId, code: ErrorCode, detail: String, user: Option<&str>) {
         self.events.push_back(Event::Rejected {
             link,
             code: code.clone(),
@@ -850,11 +883,17 @@ impl Server {
             }
             _ => return,
         };
-        let frame = self.error_frame(&to, code, detail);
+        let frame = self.error_frame(&to, code, detail, user);
         self.send(link, frame);
     }
 
-    fn error_frame(&mut self, to: &str, code: ErrorCode, detail: String) -> Bytes {
+    fn error_frame(
+        &mut self,
+        to: &str,
+        code: ErrorCode,
+        detail: String,
+        user: Option<&str>,
+    ) -> Bytes {
         let now = self.now;
         self.signed_frame(
             to,
@@ -862,6 +901,7 @@ impl Server {
             ErrorMsg {
                 code,
                 detail: Some(detail),
+                user_id: user.map(str::to_owned),
             }
             .into(),
         )

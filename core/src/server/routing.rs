@@ -13,11 +13,17 @@
 //! every server that hosts users, once each.
 
 use bytes::Bytes;
+use serde_json::{Map, Value};
 
 use super::{Event, LinkId, Location, Server, dm_seen_key, is_channel_target};
 use crate::time::Now;
 use crate::wire::messages::{ErrorMsg, MsgDirect, ServerDeliver, UserDeliver};
 use crate::wire::{Envelope, ErrorCode};
+
+/// Payload keys of a direct message that socp clients add to reassemble a
+/// message sent in several RSA pieces; relayed unchanged on every hop (other
+/// SOCP peers ignore unknown keys).
+const CARRIED_KEYS: [&str; 3] = ["msg_id", "part", "parts"];
 
 /// A direct message on its way, whichever frame carried it.
 struct Dm {
@@ -27,6 +33,15 @@ struct Dm {
     ciphertext: String,
     sender_pub: String,
     content_sig: String,
+    /// The [`CARRIED_KEYS`] present in the payload that brought it.
+    carried: Map<String, Value>,
+}
+
+fn carried(payload: &Map<String, Value>) -> Map<String, Value> {
+    CARRIED_KEYS
+        .iter()
+        .filter_map(|k| payload.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+        .collect()
 }
 
 impl Server {
@@ -51,6 +66,7 @@ impl Server {
             .or_else(|| self.user_keys.get(&env.from).cloned())
             .unwrap_or_default();
         let msg = Dm {
+            carried: carried(&env.payload),
             sender: env.from,
             recipient: env.to,
             ts: env.ts,
@@ -76,6 +92,7 @@ impl Server {
             ciphertext: d.ciphertext,
             sender_pub: d.sender_pub,
             content_sig: d.content_sig,
+            carried: carried(&env.payload),
         };
         self.route_dm(now, link, Some(link_server), msg);
     }
@@ -93,7 +110,8 @@ impl Server {
                     content_sig: dm.content_sig,
                     orig_ts: Some(dm.ts),
                 };
-                let frame = self.signed_frame(&dm.recipient, dm.ts, deliver.into());
+                let frame =
+                    self.signed_frame_with(&dm.recipient, dm.ts, deliver.into(), dm.carried);
                 self.send(target, frame);
             }
             Some(Location::Server(home)) if Some(home.as_str()) != from_server => {
@@ -108,7 +126,7 @@ impl Server {
                     content_sig: dm.content_sig,
                     orig_ts: Some(dm.ts),
                 };
-                let frame = self.signed_frame(&home, dm.ts, deliver.into());
+                let frame = self.signed_frame_with(&home, dm.ts, deliver.into(), dm.carried);
                 self.send(target, frame);
             }
             _ => self.not_found(now, link, from_server, &dm.sender, &dm.recipient),
@@ -127,7 +145,7 @@ impl Server {
     ) {
         let detail = format!("user {recipient} is not reachable");
         match from_server {
-            None => self.reject(link, ErrorCode::UserNotFound, detail),
+            None => self.reject_about(link, ErrorCode::UserNotFound, detail, Some(recipient)),
             Some(_) => {
                 self.events.push_back(Event::Rejected {
                     link,
@@ -137,6 +155,7 @@ impl Server {
                 let err = ErrorMsg {
                     code: ErrorCode::UserNotFound,
                     detail: Some(detail),
+                    user_id: Some(recipient.to_owned()),
                 };
                 let frame = self.signed_frame(sender, now.unix_ms, err.into());
                 self.send(link, frame);

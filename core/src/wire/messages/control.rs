@@ -22,6 +22,10 @@ pub struct ErrorMsg {
     /// Human-readable detail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// socp extension: the user the error is about (e.g. the recipient of
+    /// `USER_NOT_FOUND`), so a client need not parse `detail`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
 }
 
 /// `CTRL_CLOSE`: sent before a normal close. Its payload is ignored.
