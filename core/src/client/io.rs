@@ -232,6 +232,28 @@ pub enum ClientEvent {
         /// Index of the server.
         index: usize,
     },
+    /// The account was created on the server and this link is logged in.
+    Registered {
+        /// Our user id.
+        user_id: String,
+        /// Our username, if any.
+        username: Option<String>,
+    },
+    /// This link is logged in to our account (every reconnect logs in again,
+    /// with a fresh nonce).
+    LoggedIn {
+        /// Our user id.
+        user_id: String,
+    },
+    /// Registering or logging in failed; the client stops (no reconnect):
+    /// `code` is the server's SOCP error code (`INVALID_SIG`, `FORBIDDEN`,
+    /// `USER_NOT_FOUND`, `NAME_IN_USE`, ...).
+    LoginFailed {
+        /// The error code.
+        code: crate::wire::ErrorCode,
+        /// The server's explanation.
+        detail: String,
+    },
     /// The link is gone; the next attempt is in `retry_in`. The roster is
     /// cleared (the server re-sends it after the next hello).
     Disconnected {

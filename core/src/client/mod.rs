@@ -46,8 +46,8 @@
 //! - `reconnect`: backoff; `chunking`: splitting text on UTF-8 boundaries.
 //!
 //! # Connection and queueing
-//! On [`Client::handle_connected`] the client sends USER_HELLO (a login step,
-//! when accounts arrive, slots in before it: see `start_session`). Messages
+//! On [`Client::handle_connected`] the client sends USER_HELLO, or, with an
+//! account ([`AuthMode`]), registers or logs in first (`login` module). Messages
 //! and files sent while disconnected, or to a user whose key is not known yet,
 //! wait in an outbox; they are encrypted, signed and stamped with a fresh `ts`
 //! only when they go out (so they pass the server's freshness window however
@@ -72,6 +72,7 @@ mod files;
 mod identity;
 mod io;
 mod keys;
+mod login;
 mod public;
 mod reconnect;
 
@@ -92,6 +93,7 @@ pub use io::{
     MessageStatus, SendFailure,
 };
 pub use keys::fingerprint;
+pub use login::{AuthMode, FetchStep, KeystoreFetcher, derive_auth_key};
 
 use crate::crypto::rsa::RsaPublic;
 use crate::crypto::{CoreRng, rng_from_seed, sha256};
@@ -126,11 +128,13 @@ enum LinkState {
     Stopped,
 }
 
-/// Where the session on an open link stands. Accounts (a later change) add a
-/// `LoggingIn` phase before `Ready`: the login exchange runs first, and
-/// USER_HELLO and the outbox follow only once it succeeds.
+/// Where the session on an open link stands: with an account
+/// ([`AuthMode::Login`] or [`AuthMode::Register`]) the login exchange runs
+/// first (`LoggingIn`), and the outbox flows only once it succeeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SessionPhase {
+    /// USER_REGISTER or AUTH_HELLO sent; waiting for AUTH_OK.
+    LoggingIn,
     /// USER_HELLO sent; messages flow.
     Ready,
 }
@@ -207,6 +211,8 @@ impl Seen {
 pub struct Client {
     cfg: ClientConfig,
     identity: UserIdentity,
+    /// How each new link identifies us.
+    auth: AuthMode,
     key_wire: String,
     rng: CoreRng,
     now: Now,
@@ -248,11 +254,25 @@ impl Client {
     /// ([`ClientAction::Connect`]).
     #[must_use]
     pub fn new(cfg: ClientConfig, identity: UserIdentity, seed: [u8; 32], now: Now) -> Self {
+        Self::with_auth(cfg, identity, AuthMode::Hello, seed, now)
+    }
+
+    /// As [`Client::new`], identifying on each link as `auth` says (register
+    /// or log in to an account: see [`AuthMode`]).
+    #[must_use]
+    pub fn with_auth(
+        cfg: ClientConfig,
+        identity: UserIdentity,
+        auth: AuthMode,
+        seed: [u8; 32],
+        now: Now,
+    ) -> Self {
         let key_wire = identity.rsa.public().to_wire();
         let mut client = Self {
             backoff: Backoff::new(cfg.reconnect_initial, cfg.reconnect_max),
             cfg,
             identity,
+            auth,
             key_wire,
             rng: rng_from_seed(seed),
             now,
@@ -294,7 +314,13 @@ impl Client {
     /// Whether the link to the server is up and USER_HELLO was sent.
     #[must_use]
     pub fn is_connected(&self) -> bool {
-        matches!(self.link, LinkState::Up { .. })
+        matches!(
+            self.link,
+            LinkState::Up {
+                phase: SessionPhase::Ready,
+                ..
+            }
+        )
     }
 
     /// The users the server told us are online (USER_ADVERTISE minus
@@ -336,12 +362,16 @@ impl Client {
     pub fn handle_connected(&mut self, now: Now) {
         self.now = now;
         if let LinkState::Connecting { index } = self.link {
+            let phase = match self.auth {
+                AuthMode::Hello => SessionPhase::Ready,
+                AuthMode::Register(_) | AuthMode::Login => SessionPhase::LoggingIn,
+            };
             self.link = LinkState::Up {
                 index,
-                phase: SessionPhase::Ready,
+                phase,
                 heard: false,
             };
-            self.start_session(now, index);
+            self.start_session(now);
         }
     }
 
@@ -417,6 +447,12 @@ impl Client {
                 *heard = true;
             }
             self.backoff.reset();
+        }
+        if self.logging_in() {
+            if !self.on_login_frame(now, &msg) {
+                self.dropped(format!("{} before login completed", msg.msg_type()));
+            }
+            return;
         }
         match msg {
             Message::UserAdvertise(ad) => {
@@ -684,10 +720,13 @@ impl Client {
         }
     }
 
-    /// The first frames on a new link. A login exchange (accounts, a later
-    /// change) goes here: send the login request, move to a `LoggingIn` phase,
-    /// and send USER_HELLO and flush only when it succeeds.
-    fn start_session(&mut self, now: Now, index: usize) {
+    /// The first frames on a new link: USER_HELLO, or (with an account) the
+    /// login exchange (`login` module), after which the session is ready.
+    fn start_session(&mut self, now: Now) {
+        if self.logging_in() {
+            self.start_login(now);
+            return;
+        }
         let hello = UserHello {
             client: Some(self.cfg.client_name.clone()),
             pubkey: self.key_wire.clone(),
@@ -696,6 +735,15 @@ impl Client {
         };
         let env = Envelope::new(self.user_id(), "server", now.unix_ms, hello);
         self.send_env(&env);
+        self.session_ready(now);
+    }
+
+    /// The session is identified (USER_HELLO sent, or AUTH_OK received):
+    /// wait for the roster, and let the outbox flow.
+    fn session_ready(&mut self, now: Now) {
+        let LinkState::Up { index, .. } = self.link else {
+            return;
+        };
         self.roster_ready = false;
         self.roster_deadline = Some(now.mono + self.cfg.roster_grace);
         self.events.push_back(ClientEvent::Connected { index });

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use super::AccountRecord;
 use crate::wire::ErrorCode;
 
 /// A connection, as the server knows it. Ids are allocated by the server and
@@ -97,6 +98,9 @@ pub enum StoreOp {
         /// Its port.
         port: u16,
     },
+    /// A registered account (`users` row with `privkey_store`, `pake_password`
+    /// and `version`): an upsert keyed by user id.
+    Account(AccountRecord),
 }
 
 /// State a server starts from: what an earlier run persisted through [`StoreOp`]s.
@@ -112,6 +116,8 @@ pub struct StoredState {
     pub public_members: Vec<(String, u64)>,
     /// Pinned servers: `(server_id, pubkey, host, port)`.
     pub servers: Vec<(String, String, String, u16)>,
+    /// Registered accounts.
+    pub accounts: Vec<AccountRecord>,
 }
 
 /// Where a user is, as this server knows it.

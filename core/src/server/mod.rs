@@ -37,6 +37,7 @@
 //! - `routing`: MSG_DIRECT / SERVER_DELIVER / USER_DELIVER (§10), files, errors;
 //! - `channel`: the public channel and the `/list` and pubkey directory requests.
 
+pub mod accounts;
 pub mod config;
 pub mod io;
 pub mod seen;
@@ -55,6 +56,7 @@ use core::time::Duration;
 use rand_core::Rng;
 use serde_json::{Map, Value};
 
+pub use accounts::AccountRecord;
 pub use config::{BootstrapEntry, ServerConfig};
 pub use io::{Action, Connection, Event, LinkId, Location, StoreOp, StoredState, Transmit};
 
@@ -144,6 +146,8 @@ pub struct Server {
     /// The last USER_ADVERTISE frame of every online remote user, relayed to new local users.
     adverts: BTreeMap<String, Bytes>,
     public: PublicChannel,
+    /// Registered accounts and outstanding login challenges.
+    accounts: accounts::Accounts,
     seen: SeenCache,
     join: JoinState,
     /// Delay before the next bootstrap round after a whole round failed.
@@ -211,6 +215,7 @@ impl Server {
             user_keys: BTreeMap::new(),
             adverts: BTreeMap::new(),
             public: PublicChannel::default(),
+            accounts: accounts::Accounts::default(),
             join: JoinState::NotNeeded,
             join_backoff: cfg_backoff,
             hello_deadlines: BTreeSet::new(),
@@ -228,6 +233,9 @@ impl Server {
     }
 
     fn restore(&mut self, stored: StoredState) {
+        for account in stored.accounts {
+            self.accounts.insert(account);
+        }
         for (user_id, pubkey) in stored.users {
             if let Ok((key, _)) = RsaPublic::from_wire(&pubkey) {
                 self.user_keys.insert(user_id, key.to_wire());
@@ -412,6 +420,7 @@ impl Server {
             return;
         };
         self.hello_deadlines.retain(|(_, id)| *id != link);
+        self.accounts.link_closed(link);
         match (&l.role, &l.origin) {
             (Role::User(user), _) => self.on_user_gone(now, link, &user.clone()),
             (Role::Server(server), _) => {
@@ -528,6 +537,10 @@ impl Server {
         let origin = self.links.get(&link).map(|l| l.origin.clone());
         match msg {
             Message::UserHello(hello) => self.on_user_hello(now, link, &env, hello),
+            Message::AuthHello(hello) => self.on_auth_hello(now, link, &hello),
+            Message::UserRegister(reg) => self.on_user_register(now, link, reg),
+            Message::AuthResponse(resp) => self.on_auth_response(now, link, &resp),
+            Message::KeystoreFetch(fetch) => self.on_keystore_fetch(now, link, &fetch),
             Message::ServerHelloJoin(join) => self.on_hello_join(now, link, &env, join),
             Message::ServerHelloLink(hello) => {
                 self.on_server_hello(now, link, &env, hello.host, hello.port, &hello.pubkey);
@@ -554,7 +567,7 @@ impl Server {
                 link,
                 ErrorCode::Forbidden,
                 format!(
-                    "{} before identification: the first frame must be USER_HELLO, SERVER_HELLO_JOIN, SERVER_HELLO_LINK or SERVER_ANNOUNCE",
+                    "{} before identification: the first frame must be USER_HELLO, AUTH_HELLO, USER_REGISTER, SERVER_HELLO_JOIN, SERVER_HELLO_LINK or SERVER_ANNOUNCE",
                     env.msg_type
                 ),
             ),

@@ -45,28 +45,24 @@ impl Server {
                 return;
             }
         };
-        if self.local_users.contains_key(&user) {
+        if self.accounts.is_registered(&user) {
             self.reject(
                 link,
-                ErrorCode::NameInUse,
-                format!("user {user} is already connected here"),
+                ErrorCode::Forbidden,
+                format!("user id {user} is registered: log in with AUTH_HELLO"),
             );
-            self.close(link, CLOSE_POLICY, "name in use");
+            self.close(link, CLOSE_POLICY, "registered id");
             return;
         }
-        if self
-            .user_keys
-            .get(&user)
-            .is_some_and(|pinned| *pinned != key)
-        {
-            self.reject(
-                link,
-                ErrorCode::BadKey,
-                format!("user {user} is bound to a different key"),
-            );
-            self.close(link, CLOSE_POLICY, "key mismatch");
+        if !self.user_admissible(link, &user, &key) {
             return;
         }
+        self.admit_user(now, link, user, key);
+    }
+
+    /// Makes `link` the link of local user `user` with `key` (wire encoding),
+    /// once a USER_HELLO or a login was accepted: roster, adverts, channel.
+    pub(super) fn admit_user(&mut self, now: Now, link: LinkId, user: String, key: String) {
         if let Some(l) = self.links.get_mut(&link) {
             l.role = Role::User(user.clone());
         }

@@ -10,7 +10,10 @@
 use bytes::Bytes;
 
 use super::{BASE_PORT, Endpoint, Pending, SIM_HOST, Sim, port_of};
-use crate::client::{Client, ClientAction, ClientConfig, ClientEvent, FileId, UserIdentity};
+use crate::client::{
+    AuthMode, Client, ClientAction, ClientConfig, ClientEvent, FetchStep, FileId, KeystoreFetcher,
+    UserIdentity,
+};
 use crate::crypto::fixtures;
 use crate::server::Connection;
 use crate::time::{Instant, Now};
@@ -46,16 +49,77 @@ impl Sim {
     pub fn add_client(&mut self, cfg: ClientConfig, key: usize, seed: u64) -> usize {
         let idx = self.add_user(key);
         let id = self.users[idx].id.clone();
+        let identity = UserIdentity::new(id, fixtures::rsa_identity(key));
+        self.insert_client(idx, cfg, identity, AuthMode::Hello, seed)
+    }
+
+    /// Adds a real [`Client`] for `identity` that identifies as `auth` says
+    /// (register or log in to an account); it dials at once. Returns its user index.
+    pub fn add_client_with(
+        &mut self,
+        cfg: ClientConfig,
+        identity: UserIdentity,
+        auth: AuthMode,
+        seed: u64,
+    ) -> usize {
+        let idx = self.users.len();
+        let pubkey = identity.rsa.public().to_wire();
+        self.users.push(super::user::SimUser::with_key(
+            identity.user_id.clone(),
+            pubkey,
+        ));
+        self.insert_client(idx, cfg, identity, auth, seed)
+    }
+
+    /// Fetches an account's keystore from server `s` with only `who` (user id
+    /// or username) and `password`, over a link of its own (a new scripted user
+    /// slot), as a client on another machine would. Returns the final step:
+    /// [`FetchStep::Done`] with the identity, or why not ([`FetchStep::Wait`]
+    /// if the server never answered within 10 virtual seconds).
+    pub fn fetch_keystore(&mut self, s: usize, who: &str, password: &[u8]) -> FetchStep {
+        // A slot with no key of its own: the fetch link never identifies.
+        let u = self.users.len();
+        self.users.push(super::user::SimUser::with_key(
+            format!("fetch-{u}"),
+            String::new(),
+        ));
+        self.connect_user_raw(u, s);
+        let mut fetcher = KeystoreFetcher::new(who, password);
+        let hello = fetcher.hello_frame(self.now);
+        self.user_send(u, hello);
+        let mut read = 0;
+        for _ in 0..100 {
+            self.run_for(core::time::Duration::from_millis(100));
+            while read < self.users[u].inbox.len() {
+                let frame = self.users[u].inbox[read].encode();
+                read += 1;
+                match fetcher.handle_frame(self.now, &frame) {
+                    FetchStep::Send(f) => self.user_send(u, f),
+                    FetchStep::Wait => {}
+                    done => {
+                        self.disconnect_user(u);
+                        return done;
+                    }
+                }
+            }
+        }
+        self.disconnect_user(u);
+        FetchStep::Wait
+    }
+
+    fn insert_client(
+        &mut self,
+        idx: usize,
+        cfg: ClientConfig,
+        identity: UserIdentity,
+        auth: AuthMode,
+        seed: u64,
+    ) -> usize {
         let mut s = self.seed;
         s[8..16].copy_from_slice(&(idx as u64).to_le_bytes());
         s[16..24].copy_from_slice(&seed.to_le_bytes());
         s[24] = 0xc1;
-        let client = Client::new(
-            cfg,
-            UserIdentity::new(id, fixtures::rsa_identity(key)),
-            s,
-            self.now,
-        );
+        let client = Client::with_auth(cfg, identity, auth, s, self.now);
         self.clients.insert(
             idx,
             SimClient {

@@ -376,6 +376,26 @@ impl Sim {
         self.user_send(u, hello);
     }
 
+    /// Connects user `u` to server `s` without sending anything (for scripted
+    /// login exchanges: send the frames with [`Sim::user_send`]).
+    pub fn connect_user_raw(&mut self, u: usize, s: usize) {
+        self.disconnect_user(u);
+        if !self.servers[s].alive {
+            return;
+        }
+        let now = self.now;
+        let link = self.servers[s].server.handle_connected(
+            now,
+            Connection::Inbound {
+                remote: format!("user-{u}"),
+            },
+        );
+        let conn = self.open_conn(Endpoint::User { idx: u }, Endpoint::Server { idx: s, link });
+        self.users[u].server = Some(s);
+        self.users[u].conn = Some(conn);
+        self.drain(s);
+    }
+
     /// Closes user `u`'s connection (as if the client quit).
     pub fn disconnect_user(&mut self, u: usize) {
         if let Some(conn) = self.users[u].conn.take() {
@@ -878,6 +898,10 @@ pub fn apply_store(stored: &mut StoredState, op: StoreOp) {
         } => {
             stored.servers.retain(|(id, ..)| *id != server_id);
             stored.servers.push((server_id, pubkey, host, port));
+        }
+        StoreOp::Account(account) => {
+            stored.accounts.retain(|a| a.user_id != account.user_id);
+            stored.accounts.push(account);
         }
         _ => {}
     }

@@ -30,6 +30,16 @@ impl SimUser {
         }
     }
 
+    pub(super) fn with_key(id: String, pubkey: String) -> Self {
+        Self {
+            id,
+            pubkey,
+            inbox: Vec::new(),
+            server: None,
+            conn: None,
+        }
+    }
+
     /// The server it is connected to, if any.
     #[must_use]
     pub fn server(&self) -> Option<usize> {

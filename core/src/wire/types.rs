@@ -114,6 +114,20 @@ pub enum MsgType {
     PubkeyRequest,
     /// `PUBKEY_RESPONSE`: impl A's answer to `PUBKEY_REQUEST`.
     PubkeyResponse,
+    /// `AUTH_HELLO`: accounts (register, login, keystore fetch).
+    AuthHello,
+    /// `AUTH_CHALLENGE`: accounts (register, login, keystore fetch).
+    AuthChallenge,
+    /// `AUTH_RESPONSE`: accounts (register, login, keystore fetch).
+    AuthResponse,
+    /// `AUTH_OK`: accounts (register, login, keystore fetch).
+    AuthOk,
+    /// `USER_REGISTER`: accounts (register, login, keystore fetch).
+    UserRegister,
+    /// `KEYSTORE_FETCH`: accounts (register, login, keystore fetch).
+    KeystoreFetch,
+    /// `KEYSTORE`: accounts (register, login, keystore fetch).
+    Keystore,
     /// Any other type name, kept exactly as received.
     ///
     /// [`MsgType::parse`] never puts a known name here.
@@ -155,6 +169,13 @@ impl MsgType {
         Self::CommandResponse,
         Self::PubkeyRequest,
         Self::PubkeyResponse,
+        Self::AuthHello,
+        Self::AuthChallenge,
+        Self::AuthResponse,
+        Self::AuthOk,
+        Self::UserRegister,
+        Self::KeystoreFetch,
+        Self::Keystore,
     ];
 
     /// The type name as it appears on the wire.
@@ -189,6 +210,13 @@ impl MsgType {
             Self::CommandResponse => "COMMAND_RESPONSE",
             Self::PubkeyRequest => "PUBKEY_REQUEST",
             Self::PubkeyResponse => "PUBKEY_RESPONSE",
+            Self::AuthHello => "AUTH_HELLO",
+            Self::AuthChallenge => "AUTH_CHALLENGE",
+            Self::AuthResponse => "AUTH_RESPONSE",
+            Self::AuthOk => "AUTH_OK",
+            Self::UserRegister => "USER_REGISTER",
+            Self::KeystoreFetch => "KEYSTORE_FETCH",
+            Self::Keystore => "KEYSTORE",
             Self::Unknown(name) => name,
         }
     }
@@ -229,6 +257,13 @@ impl MsgType {
             "COMMAND_RESPONSE" => Self::CommandResponse,
             "PUBKEY_REQUEST" => Self::PubkeyRequest,
             "PUBKEY_RESPONSE" => Self::PubkeyResponse,
+            "AUTH_HELLO" => Self::AuthHello,
+            "AUTH_CHALLENGE" => Self::AuthChallenge,
+            "AUTH_RESPONSE" => Self::AuthResponse,
+            "AUTH_OK" => Self::AuthOk,
+            "USER_REGISTER" => Self::UserRegister,
+            "KEYSTORE_FETCH" => Self::KeystoreFetch,
+            "KEYSTORE" => Self::Keystore,
             other => Self::Unknown(other.to_owned()),
         }
     }
@@ -269,7 +304,7 @@ mod tests {
             assert_eq!(&MsgType::parse(t.as_str()), t);
             assert!(t.is_known());
         }
-        assert_eq!(MsgType::KNOWN.len(), 31);
+        assert_eq!(MsgType::KNOWN.len(), 38);
     }
 
     #[test]

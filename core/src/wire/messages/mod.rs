@@ -6,6 +6,7 @@
 //! send: the spec's names, integers as integers, optional fields omitted when
 //! empty.
 
+mod accounts;
 mod channel;
 mod control;
 mod directory;
@@ -18,6 +19,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+pub use accounts::{
+    AuthChallenge, AuthHello, AuthOk, AuthResponse, KdfParams, Keystore, KeystoreFetch,
+    UserRegister, fetch_transcript, login_transcript,
+};
 pub use channel::{
     ChannelWrap, KeyShare, MsgPublicChannel, PublicChannelAdd, PublicChannelKeyShare,
     PublicChannelUpdated,
@@ -207,4 +212,18 @@ messages! {
     PubkeyRequest(PubkeyRequest) => MsgType::PubkeyRequest, MsgType::PubkeyRequest,
     /// `PUBKEY_RESPONSE`.
     PubkeyResponse(PubkeyResponse) => MsgType::PubkeyResponse, MsgType::PubkeyResponse,
+    /// `AUTH_HELLO` (accounts).
+    AuthHello(AuthHello) => MsgType::AuthHello, MsgType::AuthHello,
+    /// `AUTH_CHALLENGE` (accounts).
+    AuthChallenge(AuthChallenge) => MsgType::AuthChallenge, MsgType::AuthChallenge,
+    /// `AUTH_RESPONSE` (accounts).
+    AuthResponse(AuthResponse) => MsgType::AuthResponse, MsgType::AuthResponse,
+    /// `AUTH_OK` (accounts).
+    AuthOk(AuthOk) => MsgType::AuthOk, MsgType::AuthOk,
+    /// `USER_REGISTER` (accounts).
+    UserRegister(UserRegister) => MsgType::UserRegister, MsgType::UserRegister,
+    /// `KEYSTORE_FETCH` (accounts).
+    KeystoreFetch(KeystoreFetch) => MsgType::KeystoreFetch, MsgType::KeystoreFetch,
+    /// `KEYSTORE` (accounts).
+    Keystore(Keystore) => MsgType::Keystore, MsgType::Keystore,
 }
