@@ -504,3 +504,37 @@ proptest! {
         prop_assert!(h.model.quiet());
     }
 }
+
+/// Shrunk failures found by long runs, replayed by name (seed and ops as printed).
+fn replay(seed: u64, servers: usize, users: usize, ops: &[Op]) -> Result<(), TestCaseError> {
+    let mut h = Harness::new(seed, servers, users);
+    h.check_invariants()?;
+    for op in ops {
+        h.apply(op)?;
+    }
+    for s in 0..servers {
+        h.apply(&Op::Restart { server: s })?;
+    }
+    h.apply(&Op::Heal)
+}
+
+#[test]
+fn regression_restart_while_a_peer_is_isolated() {
+    let ops = [
+        Op::Connect { user: 4, server: 4 },
+        Op::Heal,
+        Op::Crash { server: 59 },
+        Op::Disconnect { user: 0 },
+        Op::KillLink { a: 45, b: 12 },
+        Op::Connect {
+            user: 0,
+            server: 10,
+        },
+        Op::Disconnect { user: 5 },
+        Op::Partition { a: 0, b: 0 },
+        Op::Isolate { server: 9 },
+        Op::Partition { a: 0, b: 0 },
+        Op::Heal,
+    ];
+    replay(4272107887715792815, 4, 29, &ops).unwrap();
+}

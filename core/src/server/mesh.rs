@@ -254,6 +254,12 @@ impl Server {
         if self.local_users.contains_key(&info.user_id) || !is_uuid_v4(&info.user_id) {
             return;
         }
+        // Second-hand news never overrides what a home server told us itself.
+        let first_hand = self.locations.contains_key(&info.user_id)
+            && !self.provisional.contains_key(&info.user_id);
+        if first_hand {
+            return;
+        }
         let home = info.server_id.unwrap_or_else(|| default_home.to_owned());
         if home == self.id {
             return;
