@@ -12,8 +12,9 @@ use core::time::Duration;
 
 use socp_core::client::{AuthMode, ClientEvent, FetchStep, UserIdentity};
 use socp_core::crypto::{KeystoreParams, fixtures, rng_from_seed};
-use socp_core::server::ServerConfig;
+use socp_core::server::{Action, Connection, LoadRequest, Server, ServerConfig, StoredReply};
 use socp_core::sim::Sim;
+use socp_core::time::{Instant, Now};
 use socp_core::wire::messages::{
     AuthChallenge, AuthHello, AuthResponse, UserHello, login_transcript,
 };
@@ -361,4 +362,73 @@ fn reconnect_logs_in_again_with_a_fresh_nonce() {
     assert_eq!(nonces.len(), 2);
     assert_ne!(nonces[0], nonces[1]);
     assert!(sim.server(a).local_users().contains(&alice.user_id));
+}
+
+#[test]
+fn accounts_are_loaded_through_the_store() {
+    let (mut sim, _intro, a) = pair(10);
+    let alice = new_identity(4, 11);
+    let c = register(&mut sim, a, &alice, Some("alice"));
+    close(&mut sim, c);
+    let stored = sim.stored(a).clone();
+    let record = stored.accounts[0].clone();
+
+    // A standalone server restarted from that state keeps only the index.
+    let now = Now::new(Instant::ZERO, 1_700_000_000_000);
+    let mut server = Server::new(
+        ServerConfig::default(),
+        fixtures::rsa_identity(2),
+        [1; 32],
+        stored,
+        now,
+    );
+    while server.poll_action().is_some() {}
+    let link = server.handle_connected(now, Connection::Inbound { remote: "x".into() });
+    let hello = AuthHello {
+        user_id: None,
+        username: Some("ALICE".into()),
+    };
+    server.handle_frame(
+        now,
+        link,
+        &Envelope::new("", "server", now.unix_ms, hello).encode(),
+    );
+    let load = std::iter::from_fn(|| server.poll_action())
+        .find(|a| matches!(a, Action::Load(_)))
+        .expect("no load");
+    assert_eq!(
+        load,
+        Action::Load(LoadRequest::Account {
+            link,
+            user_id: alice.user_id.clone(),
+        })
+    );
+    assert!(
+        server.poll_transmit().is_none(),
+        "no challenge before the load"
+    );
+    server.handle_stored(
+        now,
+        StoredReply::Account {
+            link,
+            record: Some(record),
+        },
+    );
+    let tx = server.poll_transmit().expect("challenge");
+    let env = Envelope::decode(&tx.frame, &socp_core::wire::Limits::default()).unwrap();
+    assert_eq!(env.msg_type, MsgType::AuthChallenge);
+
+    // A record that vanished meanwhile: USER_NOT_FOUND.
+    let link2 = server.handle_connected(now, Connection::Inbound { remote: "y".into() });
+    server.handle_frame(now, link2, &auth_hello(&alice.user_id, now.unix_ms));
+    server.handle_stored(
+        now,
+        StoredReply::Account {
+            link: link2,
+            record: None,
+        },
+    );
+    let tx = server.poll_transmit().expect("error");
+    let env = Envelope::decode(&tx.frame, &socp_core::wire::Limits::default()).unwrap();
+    assert_eq!(env.payload["code"], "USER_NOT_FOUND");
 }

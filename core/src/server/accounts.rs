@@ -56,17 +56,22 @@
 //!
 //! # Storage
 //!
-//! Accounts are persisted with [`StoreOp::Account`] and restored from
-//! [`StoredState::accounts`](super::StoredState::accounts) at start; the server
-//! keeps them in memory (an index by id and by username). Loading them on demand
-//! through a load action is future work.
+//! Accounts are written with [`StoreOp::Account`] and read back on demand: an
+//! `AUTH_HELLO` emits [`Action::Load`](super::Action::Load)`(`[`LoadRequest::Account`]`)`,
+//! and the challenge goes out when the adapter answers with
+//! [`Server::handle_stored`]. The record then travels with the link's challenge
+//! (the `AUTH_RESPONSE` and `KEYSTORE_FETCH` checks need no second load) and is
+//! dropped with it. In memory the server keeps only an index: the registered
+//! ids and the usernames (for `NAME_IN_USE` and the `USER_HELLO` policy, which
+//! must answer at once), rebuilt at start from
+//! [`StoredState::accounts`](super::StoredState::accounts).
 
 use core::time::Duration;
 
 use rand_core::Rng;
 
 use super::links::Role;
-use super::{CLOSE_POLICY, LinkId, Server, StoreOp};
+use super::{Action, CLOSE_POLICY, LinkId, LoadRequest, Server, StoreOp, StoredReply};
 use crate::crypto::mac::verify_hmac_sha256;
 use crate::crypto::rsa::RsaPublic;
 use crate::time::{Instant, Now};
@@ -107,7 +112,8 @@ pub struct AccountRecord {
 /// Why a challenge was issued.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Purpose {
-    Login,
+    /// The account, as loaded.
+    Login(Box<AccountRecord>),
     /// The account to create once the key is proved.
     Register(Box<AccountRecord>),
 }
@@ -115,7 +121,7 @@ pub(super) enum Purpose {
 impl Purpose {
     fn as_str(&self) -> &'static str {
         match self {
-            Self::Login => "login",
+            Self::Login(_) => "login",
             Self::Register(_) => "register",
         }
     }
@@ -130,28 +136,31 @@ pub(super) struct Challenge {
     purpose: Purpose,
 }
 
-/// Accounts and outstanding challenges.
+/// The account index and outstanding challenges.
 #[derive(Debug, Default)]
 pub(super) struct Accounts {
-    by_id: std::collections::BTreeMap<String, AccountRecord>,
+    /// Registered user ids.
+    ids: std::collections::BTreeSet<String>,
     /// Lower-cased username → user id.
     by_name: std::collections::BTreeMap<String, String>,
+    /// Links waiting for their account to load.
+    loading: std::collections::BTreeSet<LinkId>,
     challenges: std::collections::BTreeMap<LinkId, Challenge>,
     /// Challenges issued per link.
     issued: std::collections::BTreeMap<LinkId, u8>,
 }
 
 impl Accounts {
-    pub(super) fn insert(&mut self, record: AccountRecord) {
-        if let Some(name) = &record.username {
-            self.by_name
-                .insert(name.to_lowercase(), record.user_id.clone());
+    /// Adds an account to the index.
+    pub(super) fn index(&mut self, user_id: &str, username: Option<&str>) {
+        if let Some(name) = username {
+            self.by_name.insert(name.to_lowercase(), user_id.to_owned());
         }
-        self.by_id.insert(record.user_id.clone(), record);
+        self.ids.insert(user_id.to_owned());
     }
 
     pub(super) fn is_registered(&self, user_id: &str) -> bool {
-        self.by_id.contains_key(user_id)
+        self.ids.contains(user_id)
     }
 
     fn name_taken(&self, name: &str) -> bool {
@@ -162,6 +171,7 @@ impl Accounts {
     pub(super) fn link_closed(&mut self, link: LinkId) {
         self.challenges.remove(&link);
         self.issued.remove(&link);
+        self.loading.remove(&link);
     }
 }
 
@@ -183,7 +193,7 @@ impl Server {
         self.close(link, CLOSE_POLICY, "authentication failed");
     }
 
-    pub(super) fn on_auth_hello(&mut self, now: Now, link: LinkId, hello: &AuthHello) {
+    pub(super) fn on_auth_hello(&mut self, link: LinkId, hello: &AuthHello) {
         let user = match (&hello.user_id, &hello.username) {
             (Some(id), _) if self.accounts.is_registered(id) => id.clone(),
             (None, Some(name)) => match self.accounts.by_name.get(&name.to_lowercase()) {
@@ -211,7 +221,41 @@ impl Server {
                 );
             }
         };
-        self.issue_challenge(now, link, user, Purpose::Login);
+        if !self.accounts.loading.insert(link) {
+            return; // One load at a time per link.
+        }
+        self.actions.push_back(Action::Load(LoadRequest::Account {
+            link,
+            user_id: user,
+        }));
+    }
+
+    /// The adapter's answer to an [`Action::Load`](super::Action::Load).
+    pub fn handle_stored(&mut self, now: Now, reply: StoredReply) {
+        self.now = now;
+        match reply {
+            StoredReply::Account { link, record } => {
+                let pending = self.accounts.loading.remove(&link)
+                    && self
+                        .links
+                        .get(&link)
+                        .is_some_and(|l| l.role == Role::Pending);
+                if !pending {
+                    return;
+                }
+                match record {
+                    Some(record) => {
+                        let user = record.user_id.clone();
+                        self.issue_challenge(now, link, user, Purpose::Login(Box::new(record)));
+                    }
+                    None => self.auth_fail(
+                        link,
+                        ErrorCode::UserNotFound,
+                        "no such account on this server".into(),
+                    ),
+                }
+            }
+        }
     }
 
     pub(super) fn on_user_register(&mut self, now: Now, link: LinkId, reg: UserRegister) {
@@ -303,7 +347,7 @@ impl Server {
         let expires = now.mono + CHALLENGE_TTL;
         let ttl_ms = u64::try_from(CHALLENGE_TTL.as_millis()).unwrap_or(u64::MAX);
         let kdf = match &purpose {
-            Purpose::Login => self.accounts.by_id.get(&user_id).map(|a| a.kdf.clone()),
+            Purpose::Login(record) => Some(record.kdf.clone()),
             Purpose::Register(_) => None,
         };
         let msg = AuthChallenge {
@@ -354,18 +398,10 @@ impl Server {
             );
         };
         let user = ch.user_id.clone();
-        let key_wire = match &ch.purpose {
-            Purpose::Login => match self.accounts.by_id.get(&user) {
-                Some(a) => a.pubkey.clone(),
-                None => {
-                    return self.auth_fail(
-                        link,
-                        ErrorCode::UserNotFound,
-                        format!("no account {user} on this server"),
-                    );
-                }
-            },
-            Purpose::Register(record) => record.pubkey.clone(),
+        let (key_wire, username) = match &ch.purpose {
+            Purpose::Login(record) | Purpose::Register(record) => {
+                (record.pubkey.clone(), record.username.clone())
+            }
         };
         let signed = login_transcript(ch.purpose.as_str(), &self.id, &user, &ch.nonce);
         let verified = match (RsaPublic::from_wire(&key_wire), b64::decode(&resp.sig)) {
@@ -386,8 +422,9 @@ impl Server {
             {
                 return self.auth_fail(link, code, detail);
             }
-            self.store(StoreOp::Account(record.as_ref().clone()));
-            self.accounts.insert(*record);
+            self.accounts
+                .index(&record.user_id, record.username.as_deref());
+            self.store(StoreOp::Account(*record));
         }
         if !self.user_admissible(link, &user, &key_wire) {
             self.accounts.link_closed(link);
@@ -396,11 +433,7 @@ impl Server {
         self.accounts.link_closed(link);
         let ok = AuthOk {
             user_id: user.clone(),
-            username: self
-                .accounts
-                .by_id
-                .get(&user)
-                .and_then(|a| a.username.clone()),
+            username,
         };
         let frame = self.signed_frame(&user, now.unix_ms, ok.into());
         self.send(link, frame);
@@ -408,24 +441,20 @@ impl Server {
     }
 
     pub(super) fn on_keystore_fetch(&mut self, now: Now, link: LinkId, fetch: &KeystoreFetch) {
-        let ch = self
-            .take_challenge(now, link, &fetch.user_id, &fetch.nonce)
-            .filter(|ch| ch.purpose == Purpose::Login);
-        let Some(ch) = ch else {
+        let ch = self.take_challenge(now, link, &fetch.user_id, &fetch.nonce);
+        let Some(Challenge {
+            nonce,
+            purpose: Purpose::Login(account),
+            ..
+        }) = ch
+        else {
             return self.auth_fail(
                 link,
                 ErrorCode::Forbidden,
                 "challenge expired or already used".into(),
             );
         };
-        let Some(account) = self.accounts.by_id.get(&ch.user_id).cloned() else {
-            return self.auth_fail(
-                link,
-                ErrorCode::UserNotFound,
-                format!("no account {} on this server", ch.user_id),
-            );
-        };
-        let transcript = fetch_transcript(&self.id, &ch.user_id, &ch.nonce);
+        let transcript = fetch_transcript(&self.id, &account.user_id, &nonce);
         let ok = match (b64::decode(&account.verifier), b64::decode(&fetch.proof)) {
             (Ok(key), Ok(proof)) => verify_hmac_sha256(&key, &transcript, &proof).is_ok(),
             _ => false,
@@ -439,11 +468,12 @@ impl Server {
         }
         let reply = Keystore {
             user_id: account.user_id.clone(),
-            privkey_store: account.privkey_store,
+            privkey_store: account.privkey_store.clone(),
         };
         let frame = self.signed_frame(&account.user_id, now.unix_ms, reply.into());
         self.send(link, frame);
-        self.issue_challenge(now, link, account.user_id, Purpose::Login);
+        let user = account.user_id.clone();
+        self.issue_challenge(now, link, user, Purpose::Login(account));
     }
 
     /// Whether `user` (with `key`, wire encoding) may become this link's user;

@@ -56,6 +56,36 @@ pub enum Action {
     },
     /// Persist something (SOCP §15 tables and pins).
     Store(StoreOp),
+    /// Look something up in the store; answer with
+    /// [`Server::handle_stored`](super::Server::handle_stored). Later than
+    /// every [`Action::Store`] emitted before it, so it sees those writes.
+    Load(LoadRequest),
+}
+
+/// A read the server asks the adapter for (see [`Action::Load`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoadRequest {
+    /// The account `user_id` (`users` row), for the login on `link`.
+    Account {
+        /// The link waiting for it (give it back in the reply).
+        link: LinkId,
+        /// The account's user id.
+        user_id: String,
+    },
+}
+
+/// The answer to a [`LoadRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoredReply {
+    /// The answer to [`LoadRequest::Account`]: the record, or `None` if there is none.
+    Account {
+        /// The link from the request.
+        link: LinkId,
+        /// The account.
+        record: Option<AccountRecord>,
+    },
 }
 
 /// A write the server asks the adapter to persist. Writes are idempotent upserts,

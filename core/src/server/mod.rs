@@ -58,7 +58,10 @@ use serde_json::{Map, Value};
 
 pub use accounts::AccountRecord;
 pub use config::{BootstrapEntry, ServerConfig};
-pub use io::{Action, Connection, Event, LinkId, Location, StoreOp, StoredState, Transmit};
+pub use io::{
+    Action, Connection, Event, LinkId, LoadRequest, Location, StoreOp, StoredReply, StoredState,
+    Transmit,
+};
 
 use crate::crypto::rsa::{RsaIdentity, RsaPublic};
 use crate::crypto::{CoreRng, rng_from_seed, sha256};
@@ -234,7 +237,8 @@ impl Server {
 
     fn restore(&mut self, stored: StoredState) {
         for account in stored.accounts {
-            self.accounts.insert(account);
+            self.accounts
+                .index(&account.user_id, account.username.as_deref());
         }
         for (user_id, pubkey) in stored.users {
             if let Ok((key, _)) = RsaPublic::from_wire(&pubkey) {
@@ -537,7 +541,7 @@ impl Server {
         let origin = self.links.get(&link).map(|l| l.origin.clone());
         match msg {
             Message::UserHello(hello) => self.on_user_hello(now, link, &env, hello),
-            Message::AuthHello(hello) => self.on_auth_hello(now, link, &hello),
+            Message::AuthHello(hello) => self.on_auth_hello(link, &hello),
             Message::UserRegister(reg) => self.on_user_register(now, link, reg),
             Message::AuthResponse(resp) => self.on_auth_response(now, link, &resp),
             Message::KeystoreFetch(fetch) => self.on_keystore_fetch(now, link, &fetch),

@@ -35,7 +35,8 @@ pub use user::SimUser;
 
 use crate::crypto::{CoreRng, fixtures, rng_from_seed};
 use crate::server::{
-    Action, BootstrapEntry, Connection, Event, LinkId, Server, ServerConfig, StoreOp, StoredState,
+    Action, BootstrapEntry, Connection, Event, LinkId, LoadRequest, Server, ServerConfig, StoreOp,
+    StoredReply, StoredState,
 };
 use crate::time::{Instant, Now};
 use crate::wire::Envelope;
@@ -757,6 +758,19 @@ impl Sim {
                 }
             }
             Action::Store(op) => apply_store(&mut self.servers[idx].stored, op),
+            // The store answers at once (a local database).
+            Action::Load(LoadRequest::Account { link, user_id }) => {
+                let record = self.servers[idx]
+                    .stored
+                    .accounts
+                    .iter()
+                    .find(|a| a.user_id == user_id)
+                    .cloned();
+                let now = self.now;
+                self.servers[idx]
+                    .server
+                    .handle_stored(now, StoredReply::Account { link, record });
+            }
         }
     }
 
