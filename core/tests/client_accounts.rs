@@ -197,6 +197,19 @@ fn log_in_from_another_machine_with_only_id_and_password() {
         assert!(sim.server(a).local_users().contains(&alice.user_id));
         close(&mut sim, c2);
     }
+    // In one step.
+    let cfg = sim.client_config(&[a]);
+    let c3 = sim
+        .add_client_from_password(cfg, a, "alice", PASSWORD, 3)
+        .unwrap();
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(logged_in(&sim, c3), 1);
+    assert_eq!(sim.client(c3).user_id(), alice.user_id);
+    let cfg = sim.client_config(&[a]);
+    match sim.add_client_from_password(cfg, a, "alice", b"nope", 4) {
+        Err(FetchStep::Refused { code, .. }) => assert_eq!(code, ErrorCode::InvalidSig),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

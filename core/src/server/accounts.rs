@@ -53,6 +53,13 @@
 //! - An eavesdropper on plain `ws://` sees the nonce, the proof and the sealed
 //!   keystore: the same offline Argon2id guessing, nothing more. It cannot replay
 //!   a response (single-use, link-bound nonce). Use `wss://` all the same.
+//! - An active man in the middle on plain `ws://` (or a hostile server the
+//!   client was pointed at) can relay a genuine challenge to the client and its
+//!   answer back, and so log in once as the user: the client does not know the
+//!   server's id in advance, so it cannot check `server_id`. `wss://` (or a
+//!   pinned server id in the client config, future work) closes that.
+//! - Online password guessing costs one link per guess (every failure closes
+//!   the link); there is no per-account or per-address throttle yet.
 //!
 //! # Storage
 //!

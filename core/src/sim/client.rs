@@ -107,6 +107,29 @@ impl Sim {
         FetchStep::Wait
     }
 
+    /// A client on "another machine": fetches the keystore of `who` (user id
+    /// or username) from server `s` with `password` ([`Sim::fetch_keystore`]),
+    /// opens it, then adds a client that logs in to the account on the servers
+    /// of `cfg`. Returns the client's index, or the failed fetch step.
+    ///
+    /// # Errors
+    /// The [`FetchStep`] that ended the fetch, if it was not [`FetchStep::Done`].
+    pub fn add_client_from_password(
+        &mut self,
+        cfg: ClientConfig,
+        s: usize,
+        who: &str,
+        password: &[u8],
+        seed: u64,
+    ) -> Result<usize, FetchStep> {
+        match self.fetch_keystore(s, who, password) {
+            FetchStep::Done(identity) => {
+                Ok(self.add_client_with(cfg, *identity, AuthMode::Login, seed))
+            }
+            other => Err(other),
+        }
+    }
+
     fn insert_client(
         &mut self,
         idx: usize,
