@@ -321,11 +321,18 @@ fn taken_usernames_and_ids_are_name_in_use() {
     let bob = new_identity(5, 8);
     let b = register(&mut sim, a, &bob, Some("Alice"));
     assert_eq!(login_failures(&sim, b), [ErrorCode::NameInUse]);
-    // The same id again.
+    // The same id again, with another key.
     close(&mut sim, c);
-    let again = register(&mut sim, a, &alice, Some("alice2"));
+    let thief = UserIdentity::new(alice.user_id.clone(), fixtures::rsa_identity(6));
+    let again = register(&mut sim, a, &thief, Some("alice2"));
     assert_eq!(login_failures(&sim, again), [ErrorCode::NameInUse]);
     assert_eq!(sim.stored(a).accounts.len(), 1);
+    // With the same key it is a retried registration: logged in, account unchanged.
+    let before = sim.stored(a).accounts.clone();
+    let retry = register(&mut sim, a, &alice, Some("alice3"));
+    assert!(login_failures(&sim, retry).is_empty());
+    assert_eq!(logged_in(&sim, retry), 1);
+    assert_eq!(sim.stored(a).accounts, before);
 }
 
 #[test]

@@ -182,11 +182,12 @@ impl Client {
     }
 
     fn answer_challenge(&mut self, now: Now, ch: &AuthChallenge) {
-        let expected = match &self.auth {
-            AuthMode::Register(_) => "register",
-            AuthMode::Login | AuthMode::Hello => "login",
+        // A registration retried after a lost AUTH_OK is answered as a login.
+        let expected_ok = match &self.auth {
+            AuthMode::Register(_) => ch.purpose == "register" || ch.purpose == "login",
+            AuthMode::Login | AuthMode::Hello => ch.purpose == "login",
         };
-        if ch.user_id != self.identity.user_id || ch.purpose != expected {
+        if ch.user_id != self.identity.user_id || !expected_ok {
             self.dropped(format!(
                 "AUTH_CHALLENGE for {} ({}) is not ours",
                 ch.user_id, ch.purpose

@@ -30,6 +30,9 @@
 //!   nonce `FORBIDDEN` ("challenge expired or already used"); id or username
 //!   taken `NAME_IN_USE`; bad key or user id `BAD_KEY`; malformed registration
 //!   `BAD_FRAME`. Every failure closes the link (1008): one guess per link.
+//! - A `USER_REGISTER` for an id already registered with the same key is a
+//!   retry (the first `AUTH_OK` was lost): it gets a login challenge instead,
+//!   and the stored account is left as it was. Another key → `NAME_IN_USE`.
 //! - A `USER_HELLO` for a registered id is refused (`FORBIDDEN`): nobody takes a
 //!   registered id over with a bare hello. Unregistered ids keep plain SOCP
 //!   `USER_HELLO` (interop).
@@ -294,6 +297,18 @@ impl Server {
                 ErrorCode::BadFrame,
                 "a username is 1 to 32 of A-Z a-z 0-9 _ - .".into(),
             );
+        }
+        // A retried registration (its AUTH_OK was lost with the link): the id is
+        // registered with this very key, so it becomes a login; the account is
+        // not changed. The key must still be proved.
+        if self.accounts.is_registered(&reg.user_id)
+            && self.user_keys.get(&reg.user_id) == Some(&key)
+        {
+            let hello = AuthHello {
+                user_id: Some(reg.user_id),
+                username: None,
+            };
+            return self.on_auth_hello(link, &hello);
         }
         if let Err((code, detail)) = self.account_free(&reg.user_id, reg.username.as_deref(), &key)
         {

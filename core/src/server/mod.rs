@@ -236,13 +236,19 @@ impl Server {
     }
 
     fn restore(&mut self, stored: StoredState) {
-        for account in stored.accounts {
-            self.accounts
-                .index(&account.user_id, account.username.as_deref());
-        }
         for (user_id, pubkey) in stored.users {
             if let Ok((key, _)) = RsaPublic::from_wire(&pubkey) {
                 self.user_keys.insert(user_id, key.to_wire());
+            }
+        }
+        for account in stored.accounts {
+            self.accounts
+                .index(&account.user_id, account.username.as_deref());
+            // An account's key is pinned to its id, even if it never logged in.
+            if let Ok((key, _)) = RsaPublic::from_wire(&account.pubkey) {
+                self.user_keys
+                    .entry(account.user_id)
+                    .or_insert_with(|| key.to_wire());
             }
         }
         self.public.version = stored.public_version;
