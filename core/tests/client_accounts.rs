@@ -452,3 +452,21 @@ fn accounts_are_loaded_through_the_store() {
     let env = Envelope::decode(&tx.frame, &socp_core::wire::Limits::default()).unwrap();
     assert_eq!(env.payload["code"], "USER_NOT_FOUND");
 }
+
+#[test]
+fn a_login_while_still_connected_retries_until_the_old_link_is_gone() {
+    let (mut sim, _intro, a) = pair(11);
+    let alice = new_identity(4, 12);
+    let first = register(&mut sim, a, &alice, None);
+    assert_eq!(logged_in(&sim, first), 1);
+    // The same account from a second client while the first is connected.
+    let second = login(&mut sim, a, &alice);
+    let failures = login_failures(&sim, second);
+    assert!(!failures.is_empty() && failures.len() <= 3, "{failures:?}");
+    assert!(failures.iter().all(|c| *c == ErrorCode::NameInUse));
+    assert_eq!(logged_in(&sim, second), 0);
+    close(&mut sim, first);
+    sim.run_for(Duration::from_secs(40));
+    assert_eq!(logged_in(&sim, second), 1);
+    assert!(sim.client(second).is_connected());
+}

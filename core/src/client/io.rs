@@ -245,7 +245,9 @@ pub enum ClientEvent {
         /// Our user id.
         user_id: String,
     },
-    /// Registering or logging in failed; the client stops (no reconnect):
+    /// Registering or logging in failed. On `NAME_IN_USE` (login only),
+    /// `FORBIDDEN`, `TIMEOUT` and `RATE_LIMITED` the client retries on the next
+    /// link; on anything else it stops (no reconnect):
     /// `code` is the server's SOCP error code (`INVALID_SIG`, `FORBIDDEN`,
     /// `USER_NOT_FOUND`, `NAME_IN_USE`, ...).
     LoginFailed {

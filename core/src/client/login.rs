@@ -9,6 +9,11 @@
 //!   [`ClientEvent::Registered`] is out.
 //! - [`AuthMode::Login`]: `AUTH_HELLO` then the signed challenge, on every
 //!   (re)connect, each time with the server's fresh nonce.
+//! - A refused login emits [`ClientEvent::LoginFailed`]. Transient refusals
+//!   (`NAME_IN_USE` on a login, while the server still holds our old link;
+//!   `FORBIDDEN` for an expired challenge; `TIMEOUT`; `RATE_LIMITED`) are
+//!   retried on the next link, after the reconnect backoff; the others stop
+//!   the client.
 //! - [`KeystoreFetcher`]: from a user id (or username) and a password only, it
 //!   fetches and opens the sealed keystore, giving the [`UserIdentity`] to build
 //!   a [`Client`] with [`AuthMode::Login`].
@@ -173,8 +178,19 @@ impl Client {
                     code: err.code.clone(),
                     detail: err.detail.clone().unwrap_or_default(),
                 });
-                // Retrying cannot help (wrong key, taken name, unknown account).
-                self.close(now);
+                // Transient: our old link is not gone yet (NAME_IN_USE on a
+                // login), a challenge that expired, a rate limit: the server
+                // closes the link and we redial after the backoff. Anything else
+                // (wrong key, unknown account, taken id or name) cannot get
+                // better by retrying: stop.
+                let transient = match err.code {
+                    ErrorCode::NameInUse => matches!(self.auth, AuthMode::Login),
+                    ErrorCode::Forbidden | ErrorCode::Timeout | ErrorCode::RateLimited => true,
+                    _ => false,
+                };
+                if !transient {
+                    self.close(now);
+                }
                 true
             }
             _ => false,

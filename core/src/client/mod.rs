@@ -441,12 +441,16 @@ impl Client {
             Err(e) => return self.dropped(format!("bad payload: {e}")),
         };
         if !matches!(msg, Message::Error(_))
-            && let LinkState::Up { heard, .. } = &mut self.link
+            && let LinkState::Up { heard, phase, .. } = &mut self.link
         {
             if !*heard {
                 *heard = true;
             }
-            self.backoff.reset();
+            // While logging in, only AUTH_OK resets the backoff (a login
+            // refused again and again must not redial at the fastest pace).
+            if *phase == SessionPhase::Ready || matches!(msg, Message::AuthOk(_)) {
+                self.backoff.reset();
+            }
         }
         if self.logging_in() {
             if !self.on_login_frame(now, &msg) {
