@@ -67,7 +67,7 @@
 //! # Storage
 //!
 //! Accounts are written with [`StoreOp::Account`] and read back on demand: an
-//! `AUTH_HELLO` emits [`Action::Load`](super::Action::Load)`(`[`LoadRequest::Account`]`)`,
+//! `AUTH_HELLO` emits [`Action::Load`]`(`[`LoadRequest::Account`]`)`,
 //! and the challenge goes out when the adapter answers with
 //! [`Server::handle_stored`]. The record then travels with the link's challenge
 //! (the `AUTH_RESPONSE` and `KEYSTORE_FETCH` checks need no second load) and is
@@ -240,7 +240,7 @@ impl Server {
         }));
     }
 
-    /// The adapter's answer to an [`Action::Load`](super::Action::Load).
+    /// The adapter's answer to an [`Action::Load`].
     pub fn handle_stored(&mut self, now: Now, reply: StoredReply) {
         self.now = now;
         match reply {
