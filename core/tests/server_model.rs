@@ -538,3 +538,20 @@ fn regression_restart_while_a_peer_is_isolated() {
     ];
     replay(4272107887715792815, 4, 29, &ops).unwrap();
 }
+
+#[test]
+fn regression_the_first_server_restarts_under_its_own_id() {
+    let ops = [
+        Op::Connect { user: 5, server: 0 },
+        Op::Disconnect { user: 0 },
+        Op::Crash { server: 3 },
+        Op::Restart { server: 3 },
+        Op::Connect {
+            user: 0,
+            server: 16,
+        },
+        Op::Connect { user: 0, server: 3 },
+        Op::Connect { user: 0, server: 0 },
+    ];
+    replay(691924243759515790, 3, 15, &ops).unwrap();
+}

@@ -228,7 +228,16 @@ impl Server {
             actions: VecDeque::new(),
             events: VecDeque::new(),
         };
+        let had_id = stored.server_id.is_some();
         server.restore(stored);
+        if !had_id {
+            // Persist our id at once: a server that never joins anyone (the first of
+            // a network) must come back under the same id, or its peers would keep
+            // its old id pinned to the same address and key.
+            server.store(StoreOp::ServerId {
+                server_id: server.id.clone(),
+            });
+        }
         if !server.cfg.bootstrap.is_empty() {
             server.start_join_round(now, 0);
         }
