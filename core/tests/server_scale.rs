@@ -5,9 +5,10 @@
 //! connects (one per server per 100 ms round). The mesh has converged when each
 //! server links to every other one and sees every user online. Then, with the
 //! network settled, one user joins and later leaves, and the frames each presence
-//! change costs are counted (`Sim::frames_sent` deltas, broken down by type and
-//! direction by a frame hook). Run with `--nocapture` to see the numbers;
-//! BENCHMARKS.md records them.
+//! change costs, until [`SETTLE`] after every server has seen it, are counted
+//! (`Sim::frames_sent` deltas, broken down by type and direction by a frame
+//! hook). A frame budget stops a gossip storm before it exhausts memory. Run
+//! with `--nocapture` to see the numbers; BENCHMARKS.md records them.
 //!
 //! Users only need to be counted, not to read anything, so the hook drops the
 //! frames addressed to them after they are counted (they still count as sent):
@@ -28,6 +29,11 @@ use core::time::Duration;
 use socp_core::crypto::fixtures::RSA_KEY_COUNT;
 use socp_core::server::ServerConfig;
 use socp_core::sim::{Endpoint, Sim, Verdict};
+
+/// How long a presence change is followed after every server has seen it: past
+/// the batching of PUBLIC_CHANNEL_ADD (200 ms) and of the PUBLIC_CHANNEL_UPDATED
+/// sent to local users (1 s), so each window holds all its change costs.
+const SETTLE: Duration = Duration::from_secs(3);
 
 /// Frames seen by the hook, per (direction, type).
 type Counts = BTreeMap<(&'static str, String), u64>;
@@ -73,11 +79,32 @@ fn show(counts: &Counts) -> String {
 struct Mesh {
     sim: Sim,
     counts: Rc<RefCell<Counts>>,
+    /// Most frames the whole run may send: a gossip loop grows exponentially and
+    /// would exhaust memory inside one long `run_for`, so time advances in 10 ms
+    /// slices and the run stops as soon as the budget is blown.
+    budget: u64,
 }
 
 impl Mesh {
     fn counts(&self) -> Counts {
         self.counts.borrow().clone()
+    }
+
+    /// Runs for `d` in 10 ms slices, within the frame budget.
+    fn run_for(&mut self, d: Duration) {
+        let until = self.sim.now().mono + d;
+        while self.sim.now().mono < until {
+            let slice = until
+                .saturating_duration_since(self.sim.now().mono)
+                .min(Duration::from_millis(10));
+            self.sim.run_for(slice);
+            let sent = self.sim.frames_sent();
+            assert!(
+                sent <= self.budget,
+                "{sent} frames sent, over the budget of {}: a gossip storm?",
+                self.budget
+            );
+        }
     }
 
     /// Runs in `step`s until `done` holds; panics past `deadline` of virtual time.
@@ -86,7 +113,7 @@ impl Mesh {
         while !done(&self.sim) {
             let waited = self.sim.now().mono.saturating_duration_since(start);
             assert!(waited < deadline, "not converged after {waited:?}");
-            self.sim.run_for(step);
+            self.run_for(step);
         }
     }
 
@@ -143,7 +170,15 @@ fn run(servers: usize, users_per_server: usize, seed: u64) -> Report {
     for i in 1..servers {
         sim.add_server(cfg.clone(), i % RSA_KEY_COUNT + 1);
     }
-    let mut mesh = Mesh { sim, counts };
+    // Generous: 4x a rough upper bound of the whole run (each user's join costs
+    // about n^2 server frames and 3 frames per online user).
+    let (n, users) = (servers as u64, (servers * users_per_server) as u64);
+    let budget = 4 * (10 * n * n + users * (n * n + 3 * users));
+    let mut mesh = Mesh {
+        sim,
+        counts,
+        budget,
+    };
     mesh.run_until(Duration::from_millis(10), Duration::from_secs(120), |sim| {
         Mesh::mesh_complete(sim, servers)
     });
@@ -167,7 +202,7 @@ fn run(servers: usize, users_per_server: usize, seed: u64) -> Report {
             mesh.sim.connect_user(u, s);
         }
         if round + 1 < users_per_server {
-            mesh.sim.run_for(Duration::from_millis(100));
+            mesh.run_for(Duration::from_millis(100));
         }
     }
     let last_connect = mesh.sim.now().mono;
@@ -189,7 +224,7 @@ fn run(servers: usize, users_per_server: usize, seed: u64) -> Report {
     }
 
     // Settle (public-channel batches flush, rosters drain), then one user joins.
-    mesh.sim.run_for(Duration::from_secs(2));
+    mesh.run_for(Duration::from_secs(2));
     let newcomer = mesh.sim.add_user(1);
     let id = mesh.sim.user(newcomer).id.clone();
     let (frames0, counts0) = (mesh.sim.frames_sent(), mesh.counts());
@@ -197,7 +232,7 @@ fn run(servers: usize, users_per_server: usize, seed: u64) -> Report {
     mesh.run_until(Duration::from_millis(50), Duration::from_secs(10), |sim| {
         (0..servers).all(|s| sim.server(s).location(&id).is_some())
     });
-    mesh.sim.run_for(Duration::from_secs(1));
+    mesh.run_for(SETTLE);
     let join_frames = mesh.sim.frames_sent() - frames0;
     let join = delta(&mesh.counts(), &counts0);
 
@@ -207,7 +242,7 @@ fn run(servers: usize, users_per_server: usize, seed: u64) -> Report {
     mesh.run_until(Duration::from_millis(50), Duration::from_secs(10), |sim| {
         (0..servers).all(|s| sim.server(s).location(&id).is_none())
     });
-    mesh.sim.run_for(Duration::from_secs(1));
+    mesh.run_for(SETTLE);
     let leave_frames = mesh.sim.frames_sent() - frames1;
     let leave = delta(&mesh.counts(), &counts1);
     for s in 0..servers {
