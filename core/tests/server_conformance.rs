@@ -1512,6 +1512,30 @@ fn case_15_a_welcome_not_signed_by_the_pinned_introducer_key_is_refused() {
 }
 
 #[test]
+fn case_15_an_announce_on_the_join_link_must_carry_the_pinned_introducer_key() {
+    // Some implementations open with SERVER_ANNOUNCE instead of answering with a
+    // WELCOME; on our join link it may still only come from the pinned key.
+    let (mut n, link) = joiner_at_second_introducer();
+    let imposter = signed(
+        IMPOSTER_KEY,
+        raw(
+            "SERVER_ANNOUNCE",
+            P,
+            "*",
+            n.ts(),
+            json!({"host": "intro.test", "port": 9002, "pubkey": key_wire(IMPOSTER_KEY)}),
+        ),
+    );
+    n.send(link, &imposter);
+    assert_eq!(n.take_errors(link), ["BAD_KEY"]);
+    assert_eq!(n.close_codes(link), [1008]);
+    assert!(n.server.linked_servers().is_empty());
+    assert!(!n.server.known_servers().contains(&P.to_owned()));
+    let dials = n.dials();
+    assert_eq!((dials[2].2.as_str(), dials[2].3), ("third.test", 9003));
+}
+
+#[test]
 fn case_15_a_silent_introducer_is_abandoned_after_the_hello_timeout() {
     let (mut n, link) = joiner_at_second_introducer();
     n.run_for(Duration::from_millis(9_900));

@@ -35,6 +35,10 @@ use crate::wire::messages::{
 };
 use crate::wire::{Envelope, ErrorCode, b64, is_uuid_v4};
 
+/// Most users listed in a SERVER_WELCOME (each costs ~900 bytes; the default
+/// frame limit is 1 MiB). The rest arrive as adverts once the links are up.
+pub const MAX_WELCOME_CLIENTS: usize = 256;
+
 /// Capabilities we offer in link openers (the secure profile comes later).
 const CAPS: &[&str] = &[];
 
@@ -323,9 +327,12 @@ impl Server {
                 pubkey: s.key_wire.clone(),
             })
             .collect();
+        // The joiner learns every user from its home server's adverts once linked;
+        // WELCOME's list is only a head start, capped so the frame stays small.
         let clients: Vec<ClientInfo> = self
             .locations
             .iter()
+            .take(MAX_WELCOME_CLIENTS)
             .filter_map(|(user, loc)| {
                 let home = match loc {
                     Location::Local => self.id.clone(),
@@ -378,6 +385,31 @@ impl Server {
         let Some(key) = self.check_hello_key(link, env, pubkey) else {
             return;
         };
+        // On a link we opened to an introducer whose key our bootstrap list pins,
+        // only that key may speak (whatever the first frame is).
+        let join_entry = match self.links.get(&link).map(|l| &l.origin) {
+            Some(Origin::Join { entry }) => Some(*entry),
+            _ => None,
+        };
+        let pinned = join_entry
+            .and_then(|entry| self.cfg.bootstrap.get(entry))
+            .and_then(|e| e.pubkey.as_deref())
+            .filter(|k| !k.is_empty())
+            .and_then(|k| RsaPublic::from_wire(k).ok())
+            .map(|(k, _)| k);
+        if let Some(entry) = join_entry
+            && pinned.is_some_and(|pinned| pinned != key)
+        {
+            self.reject(
+                link,
+                ErrorCode::BadKey,
+                "introducer key differs from the one pinned in the bootstrap list".into(),
+            );
+            self.close(link, CLOSE_POLICY, "introducer key mismatch");
+            self.links.remove(&link);
+            self.on_join_failed(now, link, entry);
+            return;
+        }
         if env.from == self.id || env.from.is_empty() {
             self.reject(
                 link,
