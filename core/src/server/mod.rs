@@ -62,6 +62,7 @@ pub use io::{
     Action, Connection, Event, LinkId, LoadRequest, Location, StoreOp, StoredReply, StoredState,
     Transmit,
 };
+pub use mesh::MAX_WELCOME_CLIENTS;
 
 use crate::crypto::rsa::{RsaIdentity, RsaPublic};
 use crate::crypto::{CoreRng, rng_from_seed, sha256};
