@@ -32,7 +32,9 @@ use socp_core::crypto::rng_from_seed;
 use socp_core::crypto::rsa::RsaIdentity;
 use socp_core::server::{Connection, LinkId, Server, ServerConfig, StoredState};
 use socp_core::time::{Instant, Now};
-use socp_core::wire::messages::{MsgDirect, ServerDeliver, ServerHelloLink, UserDeliver, UserHello};
+use socp_core::wire::messages::{
+    MsgDirect, ServerDeliver, ServerHelloLink, UserDeliver, UserHello,
+};
 use socp_core::wire::{Envelope, Limits, Message, MsgType, b64};
 
 const ALICE: &str = "00000000-0000-4000-8000-00000000000a";
@@ -191,7 +193,11 @@ fn route(c: &mut Criterion) {
             BatchSize::SmallInput,
         );
     });
-    server.handle_frame(now(), peer_link, &server_deliver(u64::MAX, peer, &server_id));
+    server.handle_frame(
+        now(),
+        peer_link,
+        &server_deliver(u64::MAX, peer, &server_id),
+    );
     assert!(
         is_user_deliver(&drain(&mut server)),
         "a SERVER_DELIVER routes"
