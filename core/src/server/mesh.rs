@@ -118,6 +118,22 @@ impl Server {
         }
     }
 
+    /// Refuses what an introducer sent on our join link, closes the link and fails
+    /// over to the next introducer at once.
+    fn refuse_introducer(
+        &mut self,
+        now: Now,
+        link: LinkId,
+        entry: usize,
+        code: ErrorCode,
+        detail: String,
+    ) {
+        self.reject(link, code, detail);
+        self.close(link, CLOSE_POLICY, "introducer refused");
+        self.links.remove(&link);
+        self.on_join_failed(now, link, entry);
+    }
+
     pub(super) fn join_tick(&mut self, now: Now) {
         match self.join.clone() {
             JoinState::Joining {
@@ -161,10 +177,8 @@ impl Server {
         let key = match key_text.as_deref().map(RsaPublic::from_wire) {
             Some(Ok((key, _))) => Some(key),
             Some(Err(e)) => {
-                self.reject(link, ErrorCode::BadKey, format!("introducer key: {e}"));
-                self.close(link, CLOSE_POLICY, "bad introducer key");
-                self.links.remove(&link);
-                self.on_join_failed(now, link, entry);
+                let detail = format!("introducer key: {e}");
+                self.refuse_introducer(now, link, entry, ErrorCode::BadKey, detail);
                 return;
             }
             None => None,
@@ -176,14 +190,8 @@ impl Server {
                 .and_then(|s| b64::decode(s).ok())
                 .is_some_and(|sig| key.verify_pss(&env.signing_bytes(), &sig).is_ok());
             if !ok {
-                self.reject(
-                    link,
-                    ErrorCode::InvalidSig,
-                    "SERVER_WELCOME signature does not verify".into(),
-                );
-                self.close(link, CLOSE_POLICY, "bad welcome signature");
-                self.links.remove(&link);
-                self.on_join_failed(now, link, entry);
+                let detail = "SERVER_WELCOME signature does not verify".into();
+                self.refuse_introducer(now, link, entry, ErrorCode::InvalidSig, detail);
                 return;
             }
         }
@@ -400,14 +408,8 @@ impl Server {
         if let Some(entry) = join_entry
             && pinned.is_some_and(|pinned| pinned != key)
         {
-            self.reject(
-                link,
-                ErrorCode::BadKey,
-                "introducer key differs from the one pinned in the bootstrap list".into(),
-            );
-            self.close(link, CLOSE_POLICY, "introducer key mismatch");
-            self.links.remove(&link);
-            self.on_join_failed(now, link, entry);
+            let detail = "introducer key differs from the one pinned in the bootstrap list".into();
+            self.refuse_introducer(now, link, entry, ErrorCode::BadKey, detail);
             return;
         }
         if env.from == self.id || env.from.is_empty() {
