@@ -80,6 +80,20 @@ fn python_vectors() {
     assert!(vectors.vectors.len() >= 40);
     let mut failures = Vec::new();
     for v in &vectors.vectors {
+        if v.canonical.contains("Infinity") {
+            // Python prints an overflowing literal as `Infinity`, which is not JSON:
+            // we refuse such frames at decode, and the canonical writer still
+            // agrees with Python on the value itself.
+            assert_eq!(
+                json::parse(v.input.as_bytes(), &Limits::default()),
+                Err(socp_core::wire::DecodeError::NumberOutOfRange),
+                "{}",
+                v.name
+            );
+            let raw: Value = serde_json::from_str(&v.input).unwrap();
+            assert_eq!(json::canonical_string(&raw), v.canonical, "{}", v.name);
+            continue;
+        }
         let ours = json::canonical_string(&parse(&v.input));
         if ours != v.canonical {
             failures.push(format!(
@@ -96,7 +110,7 @@ fn python_vectors() {
 
 /// Number literals as a peer might write them; with `overflow`, also
 /// literals beyond a double's range, which Python prints as `Infinity` (not
-/// JSON, so they cannot take part in a re-parse).
+/// JSON, so they cannot take part in a re-parse, and `json::parse` refuses them).
 fn number(overflow: bool) -> impl Strategy<Value = Value> {
     let literal = prop_oneof![
         any::<i64>().prop_map(|i| i.to_string()),
@@ -254,7 +268,7 @@ proptest! {
 
     /// Parsing serde_json's own rendering gives the same canonical bytes.
     #[test]
-    fn canonical_ignores_input_layout(value in json_value(true)) {
+    fn canonical_ignores_input_layout(value in json_value(false)) {
         let pretty = serde_json::to_string_pretty(&value).unwrap();
         let parsed = json::parse(pretty.as_bytes(), &Limits::default()).unwrap();
         prop_assert_eq!(json::canonical(&parsed), json::canonical(&value));

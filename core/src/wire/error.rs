@@ -47,6 +47,11 @@ pub enum DecodeError {
     /// number where the sender wrote an object. No SOCP peer sends these.
     #[error("frame contains a reserved serde_json marker key")]
     ReservedKey,
+    /// A number too large for a double (e.g. `1e400`). Python would read it as
+    /// infinity and write `Infinity`, which is not JSON, so a frame holding one
+    /// could be neither verified nor relayed faithfully.
+    #[error("frame contains a number out of the range of a double")]
+    NumberOutOfRange,
     /// The frame is JSON, but not an object.
     #[error("frame is a JSON {found}, not an object")]
     NotAnObject {
@@ -105,6 +110,7 @@ impl DecodeError {
             Self::NotUtf8 { .. } => "not_utf8",
             Self::InvalidJson { .. } => "invalid_json",
             Self::ReservedKey => "reserved_key",
+            Self::NumberOutOfRange => "number_out_of_range",
             Self::NotAnObject { .. } => "not_an_object",
             Self::MissingField { .. } => "missing_field",
             Self::WrongType { .. } => "wrong_type",

@@ -11,13 +11,15 @@
 //! Numbers keep their literal text (serde_json's `arbitrary_precision`), so
 //! an integer such as `2**70` survives a receive–forward hop unchanged. A
 //! literal with `.`, `e` or `E` is a float to Python and is re-printed as
-//! one (`1E2` becomes `100.0`, `1e400` becomes `Infinity`). SOCP payloads
+//! one (`1E2` becomes `100.0`). SOCP payloads
 //! carry no floats in practice (§2 row 5); this matters only for signing
 //! what an odd peer sent.
 //!
 //! [`parse`] differs from Python's `json.loads` only at the edges: it rejects
-//! `NaN`/`Infinity` literals, lone UTF-16 surrogates and serde_json's private
-//! marker keys, which Python accepts, and accepts integers longer than
+//! `NaN`/`Infinity` literals, float literals that overflow a double (`1e400`,
+//! which Python reads as infinity and could only re-print as the non-JSON
+//! `Infinity`), lone UTF-16 surrogates and serde_json's private marker keys,
+//! which Python accepts, and accepts integers longer than
 //! Python's 4300-digit limit, which Python rejects.
 
 mod canonical;
@@ -93,11 +95,34 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Value, DecodeError> {
         valid_up_to: err.valid_up_to(),
     })?;
     scan::prescan(bytes, limits.max_json_depth)?;
-    serde_json::from_str(text).map_err(|err| DecodeError::InvalidJson {
+    let value: Value = serde_json::from_str(text).map_err(|err| DecodeError::InvalidJson {
         line: err.line(),
         column: err.column(),
         reason: JsonErrorKind::of(&err),
-    })
+    })?;
+    check_numbers(&value)?;
+    Ok(value)
+}
+
+/// Refuses float literals that overflow a double: they would re-encode as
+/// `Infinity` (as Python writes it), which no JSON parser reads back.
+fn check_numbers(value: &Value) -> Result<(), DecodeError> {
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Number(n) => {
+                let literal = n.to_string();
+                let is_float = literal.contains(['.', 'e', 'E']);
+                if is_float && !literal.parse::<f64>().is_ok_and(f64::is_finite) {
+                    return Err(DecodeError::NumberOutOfRange);
+                }
+            }
+            Value::Array(items) => stack.extend(items.iter()),
+            Value::Object(map) => stack.extend(map.values()),
+            Value::Null | Value::Bool(_) | Value::String(_) => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -128,6 +153,25 @@ mod tests {
             Err(DecodeError::TooLarge { len: 5, max: 4 })
         );
         assert!(parse(b"{}\r\n", &limits).is_ok());
+    }
+
+    #[test]
+    fn overflowing_floats_are_rejected_but_big_integers_are_not() {
+        let limits = Limits::default();
+        for bad in [
+            &br#"{"a":1e400}"#[..],
+            br#"{"a":[-1.5e309]}"#,
+            br#"{"a":{"b":1E999}}"#,
+        ] {
+            assert_eq!(parse(bad, &limits), Err(DecodeError::NumberOutOfRange));
+        }
+        assert!(
+            parse(
+                br#"{"a":1e308,"b":123456789012345678901234567890,"c":1e-400}"#,
+                &limits
+            )
+            .is_ok()
+        );
     }
 
     #[test]
