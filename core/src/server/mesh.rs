@@ -604,16 +604,7 @@ impl Server {
             self.drop_provisional(server_id);
             // Users we heard of second hand on a server we cannot reach are not
             // reachable: forget them until that server's link is up.
-            let home = Location::Server(server_id.to_owned());
-            let gone: Vec<String> = self
-                .locations
-                .iter()
-                .filter(|(_, loc)| **loc == home)
-                .map(|(user, _)| user.clone())
-                .collect();
-            for user in gone {
-                self.remove_location(now, &user, server_id);
-            }
+            self.forget_users_at(now, server_id);
         }
     }
 
@@ -721,6 +712,13 @@ impl Server {
             server_id: server_id.to_owned(),
             reason: reason.to_owned(),
         });
+        self.forget_users_at(now, server_id);
+        self.schedule_redial(now, server_id);
+    }
+
+    /// Forgets every user located on `server_id`, telling local users (we cannot
+    /// reach that server, so nothing could be routed to them).
+    fn forget_users_at(&mut self, now: Now, server_id: &str) {
         let home = Location::Server(server_id.to_owned());
         let gone: Vec<String> = self
             .locations
@@ -731,7 +729,6 @@ impl Server {
         for user in gone {
             self.remove_location(now, &user, server_id);
         }
-        self.schedule_redial(now, server_id);
     }
 
     fn schedule_redial(&mut self, now: Now, server_id: &str) {
