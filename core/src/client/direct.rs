@@ -26,12 +26,14 @@ use serde_json::{Map, Value};
 
 use super::chunking::{PIECE_BYTES, split_utf8};
 use super::{Client, ClientEvent, KeySource, MessageId, MessageStatus, SendFailure};
-use crate::crypto::content_sig::{DmFields, SigLayout, sign_dm, verify_dm};
+use crate::crypto::content_sig::{
+    DmFields, PublicFields, SigLayout, sign_dm, sign_public, verify_dm,
+};
 use crate::crypto::hash::sha256_concat;
 use crate::crypto::rsa::RsaPublic;
 use crate::time::{Instant, Now};
-use crate::wire::messages::{MsgDirect, UserDeliver};
-use crate::wire::{Envelope, b64};
+use crate::wire::messages::{MsgDirect, MsgPublicChannel, UserDeliver};
+use crate::wire::{Envelope, Message, b64};
 
 /// Which message a piece belongs to: (sender, msg_id, public).
 pub(super) type PartialKey = (String, String, bool);
@@ -119,6 +121,21 @@ impl Client {
         text: &str,
         key: &RsaPublic,
     ) -> Result<Vec<Bytes>, SendFailure> {
+        self.piece_frames(now, msg_id, to, text, key, PieceKind::Direct)
+    }
+
+    /// Splits `text` into OAEP-sized pieces, encrypts each to `key`, signs it with
+    /// the `content_sig` of its kind (layout A) and frames it with the
+    /// reassembly keys (`msg_id`, `part`, `parts`).
+    pub(super) fn piece_frames(
+        &mut self,
+        now: Now,
+        msg_id: MessageId,
+        to: &str,
+        text: &str,
+        key: &RsaPublic,
+        kind: PieceKind,
+    ) -> Result<Vec<Bytes>, SendFailure> {
         let pieces = split_utf8(text, PIECE_BYTES);
         let parts = pieces.len();
         let ts = now.unix_ms;
@@ -129,20 +146,42 @@ impl Client {
                 .encrypt_oaep(&mut self.rng, piece.as_bytes())
                 .map_err(|_| SendFailure::Crypto)?;
             let ciphertext = b64::encode(&ct);
-            let fields = DmFields {
-                ciphertext: &ciphertext,
-                from: &me,
-                to,
-                ts,
+            let sig = match kind {
+                PieceKind::Direct => {
+                    let fields = DmFields {
+                        ciphertext: &ciphertext,
+                        from: &me,
+                        to,
+                        ts,
+                    };
+                    sign_dm(&self.identity.rsa, &mut self.rng, &fields, SigLayout::A)
+                }
+                PieceKind::Public => {
+                    let fields = PublicFields {
+                        ciphertext: &ciphertext,
+                        from: &me,
+                        ts,
+                    };
+                    sign_public(&self.identity.rsa, &mut self.rng, &fields, SigLayout::A)
+                }
+            }
+            .map_err(|_| SendFailure::Crypto)?;
+            let sender_pub = Some(self.key_wire.clone());
+            let message: Message = match kind {
+                PieceKind::Direct => MsgDirect {
+                    ciphertext,
+                    sender_pub,
+                    content_sig: Some(sig),
+                }
+                .into(),
+                PieceKind::Public => MsgPublicChannel {
+                    ciphertext,
+                    sender_pub,
+                    content_sig: Some(sig),
+                }
+                .into(),
             };
-            let sig = sign_dm(&self.identity.rsa, &mut self.rng, &fields, SigLayout::A)
-                .map_err(|_| SendFailure::Crypto)?;
-            let dm = MsgDirect {
-                ciphertext,
-                sender_pub: Some(self.key_wire.clone()),
-                content_sig: Some(sig),
-            };
-            let mut env = Envelope::new(me.clone(), to, ts, dm);
+            let mut env = Envelope::new(me.clone(), to, ts, message);
             add_part_fields(&mut env.payload, msg_id, part, parts);
             frames.push(Bytes::from(env.encode()));
         }
@@ -326,4 +365,13 @@ impl Client {
             self.dropped(format!("incomplete message from {} expired", key.0));
         }
     }
+}
+
+/// Which frame a message's pieces go out as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PieceKind {
+    /// MSG_DIRECT, signed over (ciphertext, from, to, ts).
+    Direct,
+    /// MSG_PUBLIC_CHANNEL, signed over (ciphertext, from, ts).
+    Public,
 }

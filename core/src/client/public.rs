@@ -31,12 +31,10 @@ use bytes::Bytes;
 use rand_core::Rng;
 use zeroize::Zeroizing;
 
-use super::chunking::{PIECE_BYTES, split_utf8};
-use super::direct::{add_part_fields, part_meta, piece_key};
+use super::direct::{PieceKind, part_meta, piece_key};
 use super::{Client, ClientEvent, MessageId, MessageStatus, SendFailure, hex};
 use crate::crypto::content_sig::{
-    KeyShareFields, KeyShareLayout, PublicFields, SigLayout, sign_key_share, sign_public,
-    verify_key_share, verify_public,
+    KeyShareFields, KeyShareLayout, PublicFields, sign_key_share, verify_key_share, verify_public,
 };
 use crate::crypto::hash::{sha256, sha256_concat};
 use crate::crypto::rsa::RsaPublic;
@@ -59,33 +57,7 @@ impl Client {
         text: &str,
         key: &RsaPublic,
     ) -> Result<Vec<Bytes>, SendFailure> {
-        let pieces = split_utf8(text, PIECE_BYTES);
-        let parts = pieces.len();
-        let ts = now.unix_ms;
-        let me = self.identity.user_id.clone();
-        let mut frames = Vec::with_capacity(parts);
-        for (part, piece) in pieces.iter().enumerate() {
-            let ct = key
-                .encrypt_oaep(&mut self.rng, piece.as_bytes())
-                .map_err(|_| SendFailure::Crypto)?;
-            let ciphertext = b64::encode(&ct);
-            let fields = PublicFields {
-                ciphertext: &ciphertext,
-                from: &me,
-                ts,
-            };
-            let sig = sign_public(&self.identity.rsa, &mut self.rng, &fields, SigLayout::A)
-                .map_err(|_| SendFailure::Crypto)?;
-            let msg = MsgPublicChannel {
-                ciphertext,
-                sender_pub: Some(self.key_wire.clone()),
-                content_sig: Some(sig),
-            };
-            let mut env = Envelope::new(me.clone(), to, ts, msg);
-            add_part_fields(&mut env.payload, msg_id, part, parts);
-            frames.push(Bytes::from(env.encode()));
-        }
-        Ok(frames)
+        self.piece_frames(now, msg_id, to, text, key, PieceKind::Public)
     }
 
     pub(super) fn on_public_message(&mut self, now: Now, env: &Envelope, m: MsgPublicChannel) {
