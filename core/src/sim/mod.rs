@@ -358,23 +358,11 @@ impl Sim {
 
     /// Connects user `u` to server `s` and sends its USER_HELLO.
     pub fn connect_user(&mut self, u: usize, s: usize) {
-        self.disconnect_user(u);
-        if !self.servers[s].alive {
-            return;
+        self.connect_user_raw(u, s);
+        if self.users[u].is_connected() {
+            let hello = self.users[u].hello(self.now.unix_ms);
+            self.user_send(u, hello);
         }
-        let now = self.now;
-        let link = self.servers[s].server.handle_connected(
-            now,
-            Connection::Inbound {
-                remote: format!("user-{u}"),
-            },
-        );
-        let conn = self.open_conn(Endpoint::User { idx: u }, Endpoint::Server { idx: s, link });
-        self.users[u].server = Some(s);
-        self.users[u].conn = Some(conn);
-        self.drain(s);
-        let hello = self.users[u].hello(now.unix_ms);
-        self.user_send(u, hello);
     }
 
     /// Connects user `u` to server `s` without sending anything (for scripted
