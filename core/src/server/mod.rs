@@ -649,14 +649,17 @@ impl Server {
     ) {
         // Duplicates are dropped before the (costly) signature check; a key enters
         // the cache only after its frame verified, so forgeries cannot poison it.
-        let seen = self.seen_key_of(&env, &msg);
+        // The canonical payload and its digest serve the seen key and the signature.
+        let signed = env.signing_bytes();
+        let digest = sha256(&signed);
+        let seen = self.seen_key_of(&env, &msg, &digest);
         if let Some(key) = &seen
             && self.seen.contains(now.mono, key)
         {
             self.events.push_back(Event::Duplicate { link });
             return;
         }
-        if let Err(detail) = self.verify_server_sig(server, &env) {
+        if let Err(detail) = self.verify_server_sig(server, &env, &signed, &digest) {
             self.reject(link, ErrorCode::InvalidSig, detail);
             return;
         }
@@ -720,7 +723,8 @@ impl Server {
     }
 
     /// The seen-cache key of a frame, for the types that are deduplicated.
-    fn seen_key_of(&self, env: &Envelope, msg: &Message) -> Option<SeenKey> {
+    /// `digest` is SHA-256 of the frame's canonical payload.
+    fn seen_key_of(&self, env: &Envelope, msg: &Message, digest: &[u8; 32]) -> Option<SeenKey> {
         match msg {
             // Hop-independent: the same DM seen again through another server is a loop.
             Message::ServerDeliver(d) => Some(dm_seen_key(
@@ -739,19 +743,23 @@ impl Server {
             | Message::FileStart(_)
             | Message::FileChunk(_)
             | Message::FileEnd(_)
-            | Message::ServerAnnounce(_) => Some(seen::seen_key(
-                env.ts,
-                &env.from,
-                &env.to,
-                &env.payload_digest(),
-            )),
+            | Message::ServerAnnounce(_) => {
+                Some(seen::seen_key(env.ts, &env.from, &env.to, digest))
+            }
             _ => None,
         }
     }
 
     /// Checks a server frame's transport `sig` against the pinned key of its
     /// `from` server, or of the link's server for user frames it relays (§2 row 18).
-    fn verify_server_sig(&mut self, link_server: &str, env: &Envelope) -> Result<(), String> {
+    /// `signed` is the canonical payload and `digest` its SHA-256.
+    fn verify_server_sig(
+        &mut self,
+        link_server: &str,
+        env: &Envelope,
+        signed: &[u8],
+        digest: &[u8; 32],
+    ) -> Result<(), String> {
         let signer = if self.servers.contains_key(&env.from) {
             env.from.as_str()
         } else {
@@ -765,16 +773,14 @@ impl Server {
         };
         let sig =
             b64::decode(sig).map_err(|_| "transport signature is not base64url".to_owned())?;
-        let signed = env.signing_bytes();
         // The same key, payload and signature verify the same way every time: the
         // heartbeat `{}` and re-sent adverts skip the RSA operation after the first.
-        let triple =
-            crate::crypto::hash::sha256_concat(&[&peer.key.fingerprint(), &sha256(&signed), &sig]);
+        let triple = crate::crypto::hash::sha256_concat(&[&peer.key.fingerprint(), digest, &sig]);
         if self.verified.contains(&triple) {
             return Ok(());
         }
         peer.key
-            .verify_pss(&signed, &sig)
+            .verify_pss(signed, &sig)
             .map_err(|_| "transport signature does not verify".to_owned())?;
         self.verified.insert(triple);
         Ok(())
