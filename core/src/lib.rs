@@ -21,3 +21,11 @@ pub mod server;
 pub mod sim;
 pub mod time;
 pub mod wire;
+
+// Adapters move the state machines onto their driver tasks: both must stay `Send`.
+const _: fn() = || {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<server::Server>();
+    assert_send::<client::Client>();
+    assert_send::<client::KeystoreFetcher>();
+};

@@ -41,6 +41,7 @@ pub mod accounts;
 pub mod config;
 pub mod io;
 pub mod seen;
+pub mod store;
 
 mod channel;
 mod links;
@@ -63,6 +64,7 @@ pub use io::{
     Transmit,
 };
 pub use mesh::MAX_WELCOME_CLIENTS;
+pub use store::{MemoryStore, Store};
 
 use crate::crypto::rsa::{RsaIdentity, RsaPublic};
 use crate::crypto::{CoreRng, rng_from_seed, sha256};

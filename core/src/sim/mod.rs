@@ -879,32 +879,5 @@ pub fn port_of(idx: usize) -> u16 {
 
 /// Applies a server's store request to the state it will restart from.
 pub fn apply_store(stored: &mut StoredState, op: StoreOp) {
-    match op {
-        StoreOp::ServerId { server_id } => stored.server_id = Some(server_id),
-        StoreOp::User { user_id, pubkey } => {
-            stored.users.retain(|(id, _)| *id != user_id);
-            stored.users.push((user_id, pubkey));
-        }
-        StoreOp::PublicVersion { version } => stored.public_version = version,
-        StoreOp::PublicMember {
-            member_id,
-            added_at,
-        } if !stored.public_members.iter().any(|(id, _)| *id == member_id) => {
-            stored.public_members.push((member_id, added_at));
-        }
-        StoreOp::PinServer {
-            server_id,
-            pubkey,
-            host,
-            port,
-        } => {
-            stored.servers.retain(|(id, ..)| *id != server_id);
-            stored.servers.push((server_id, pubkey, host, port));
-        }
-        StoreOp::Account(account) => {
-            stored.accounts.retain(|a| a.user_id != account.user_id);
-            stored.accounts.push(account);
-        }
-        _ => {}
-    }
+    crate::server::store::apply_to_state(stored, op);
 }
