@@ -470,3 +470,83 @@ fn a_login_while_still_connected_retries_until_the_old_link_is_gone() {
     assert_eq!(logged_in(&sim, second), 1);
     assert!(sim.client(second).is_connected());
 }
+
+#[test]
+fn password_guessing_is_throttled_per_account_but_key_logins_are_not() {
+    let (mut sim, _intro, a) = pair(12);
+    let alice = new_identity(4, 12);
+    let c = register(&mut sim, a, &alice, Some("alice"));
+    close(&mut sim, c);
+    // Five wrong passwords (each from a fresh link and address, as a botnet would).
+    for i in 0..5 {
+        let guess = format!("guess {i}");
+        match sim.fetch_keystore(a, "alice", guess.as_bytes()) {
+            FetchStep::Refused { code, .. } => assert_eq!(code, ErrorCode::InvalidSig),
+            other => panic!("{other:?}"),
+        }
+    }
+    // The sixth fetch is refused before its proof is even checked, right
+    // password or not.
+    match sim.fetch_keystore(a, "alice", PASSWORD) {
+        FetchStep::Refused { code, detail } => {
+            assert_eq!(code, ErrorCode::RateLimited);
+            assert!(detail.contains("retry in"), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Alice's own machine, holding the keystore, still logs in with the key.
+    let c = login(&mut sim, a, &alice);
+    assert_eq!(logged_in(&sim, c), 1);
+    close(&mut sim, c);
+    // One failure is forgiven per minute: the right password works again.
+    sim.run_for(Duration::from_secs(61));
+    assert!(matches!(
+        sim.fetch_keystore(a, "alice", PASSWORD),
+        FetchStep::Done(_)
+    ));
+}
+
+#[test]
+fn failed_logins_are_throttled_per_address() {
+    let now = Now::new(Instant::ZERO, 1_700_000_000_000);
+    let mut server = Server::new(
+        ServerConfig::default(),
+        fixtures::rsa_identity(2),
+        [1; 32],
+        socp_core::server::StoredState::default(),
+        now,
+    );
+    while server.poll_action().is_some() {}
+    let ghost = "9f1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d";
+    let last_code = |server: &mut Server, remote: &str| {
+        let link = server.handle_connected(
+            now,
+            Connection::Inbound {
+                remote: remote.into(),
+            },
+        );
+        server.handle_frame(now, link, &auth_hello(ghost, now.unix_ms));
+        let mut code = None;
+        while let Some(tx) = server.poll_transmit() {
+            let env = Envelope::decode(&tx.frame, &socp_core::wire::Limits::default()).unwrap();
+            code = env.payload["code"].as_str().map(str::to_owned);
+        }
+        code
+    };
+    // Unknown accounts from one address, each on a new port: 20 are answered.
+    for port in 0..20 {
+        assert_eq!(
+            last_code(&mut server, &format!("203.0.113.7:{}", 40_000 + port)).as_deref(),
+            Some("USER_NOT_FOUND")
+        );
+    }
+    assert_eq!(
+        last_code(&mut server, "203.0.113.7:41000").as_deref(),
+        Some("RATE_LIMITED")
+    );
+    // Another address is unaffected.
+    assert_eq!(
+        last_code(&mut server, "198.51.100.2:41000").as_deref(),
+        Some("USER_NOT_FOUND")
+    );
+}

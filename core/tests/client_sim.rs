@@ -654,3 +654,167 @@ fn conformance_19_files() {
     }
     assert_eq!(sim.client_files(bob).len(), 1);
 }
+
+fn acked(sim: &Sim, idx: usize) -> Vec<socp_core::client::MessageId> {
+    sim.client_events(idx)
+        .into_iter()
+        .filter_map(|e| match e {
+            ClientEvent::Acked { msg_id, .. } => Some(msg_id),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A hook that drops frames of type `t` between user `u` and its server, in
+/// the direction chosen by `to_user`, while `armed` is set.
+fn drop_while(
+    u: usize,
+    t: MsgType,
+    to_user: bool,
+    armed: std::rc::Rc<std::cell::Cell<bool>>,
+) -> Box<dyn FnMut(&mut InFlight) -> Verdict> {
+    Box::new(move |flight: &mut InFlight| {
+        let user = Endpoint::User { idx: u };
+        let ours = if to_user {
+            flight.to == user
+        } else {
+            flight.from == user
+        };
+        let is_t =
+            Envelope::decode(&flight.frame, &Limits::default()).is_ok_and(|env| env.msg_type == t);
+        if armed.get() && ours && is_t {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    })
+}
+
+#[test]
+fn every_piece_is_acknowledged_by_the_server() {
+    let (mut sim, alice, bob, _) = alice_and_bob(30);
+    let bob_id = id(&sim, bob);
+    let long = "ack me ".repeat(200); // several pieces
+    let short = sim.client_do(alice, |c, now| c.send_direct(now, &bob_id, "hi"));
+    let multi = sim.client_do(alice, |c, now| c.send_direct(now, &bob_id, &long));
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(acked(&sim, alice), vec![short, multi]);
+    assert_eq!(sim.client(alice).unacknowledged(), 0);
+}
+
+#[test]
+fn a_dm_lost_with_its_link_is_resent_once_after_reconnect() {
+    let (mut sim, alice, bob, _) = alice_and_bob(31);
+    let bob_id = id(&sim, bob);
+    // The server has acknowledged before: resending is on.
+    sim.client_do(alice, |c, now| c.send_direct(now, &bob_id, "warm-up"));
+    sim.run_for(Duration::from_secs(1));
+    // The next DM's frames die with the link.
+    let armed = std::rc::Rc::new(std::cell::Cell::new(true));
+    sim.set_hook(drop_while(
+        alice,
+        MsgType::MsgDirect,
+        false,
+        std::rc::Rc::clone(&armed),
+    ));
+    let lost = sim.client_do(alice, |c, now| {
+        c.send_direct(now, &bob_id, "lost in transit")
+    });
+    sim.run_for(Duration::from_millis(100));
+    assert_eq!(sim.client(alice).unacknowledged(), 1);
+    armed.set(false);
+    sim.disconnect_user(alice);
+    sim.run_for(Duration::from_secs(5));
+    assert!(sim.client(alice).is_connected());
+    let got: Vec<String> = messages(&sim, bob).into_iter().map(|m| m.1).collect();
+    assert_eq!(
+        got,
+        vec!["warm-up".to_owned(), "lost in transit".to_owned()]
+    );
+    assert!(acked(&sim, alice).contains(&lost));
+    assert_eq!(sim.client(alice).unacknowledged(), 0);
+}
+
+#[test]
+fn a_resend_of_a_delivered_message_is_shown_once() {
+    let (mut sim, alice, bob, _) = alice_and_bob(32);
+    let bob_id = id(&sim, bob);
+    sim.client_do(alice, |c, now| c.send_direct(now, &bob_id, "warm-up"));
+    sim.run_for(Duration::from_secs(1));
+    // The DM arrives, but its ACKs are lost: Alice cannot know, and resends.
+    let armed = std::rc::Rc::new(std::cell::Cell::new(true));
+    sim.set_hook(drop_while(
+        alice,
+        MsgType::Ack,
+        true,
+        std::rc::Rc::clone(&armed),
+    ));
+    let long = "twice? ".repeat(150);
+    sim.client_do(alice, |c, now| c.send_direct(now, &bob_id, &long));
+    sim.run_for(Duration::from_millis(500));
+    assert_eq!(sim.client(alice).unacknowledged(), 1);
+    armed.set(false);
+    sim.disconnect_user(alice);
+    sim.run_for(Duration::from_secs(5));
+    assert!(sim.client(alice).is_connected());
+    assert_eq!(sim.client(alice).unacknowledged(), 0);
+    let got: Vec<String> = messages(&sim, bob).into_iter().map(|m| m.1).collect();
+    assert_eq!(got, vec!["warm-up".to_owned(), long]);
+}
+
+#[test]
+fn a_sent_dm_to_a_user_who_left_fails_with_user_not_found() {
+    let (mut sim, alice, bob, _) = alice_and_bob(33);
+    let bob_id = id(&sim, bob);
+    // Alice knows Bob's key; Bob leaves; the server has not told Alice yet.
+    sim.disconnect_user(bob);
+    let msg = sim.client_do(alice, |c, now| c.send_direct(now, &bob_id, "still there?"));
+    sim.run_for(Duration::from_secs(1));
+    let events = sim.client_events(alice);
+    assert!(
+        events.contains(&ClientEvent::SendFailed {
+            msg_id: msg,
+            to: bob_id,
+            reason: SendFailure::UserNotFound,
+        }),
+        "{events:#?}"
+    );
+    assert_eq!(sim.client(alice).unacknowledged(), 0);
+}
+
+/// A linked server announcing the largest possible channel version (hostile or
+/// broken) must not crash anyone when the next user joins.
+#[test]
+fn a_channel_version_at_u64_max_does_not_overflow() {
+    let (mut sim, [_, a, b]) = mesh(35);
+    let add = PublicChannelAdd {
+        add: vec!["7e6d5c4b-3a29-4817-8615-0a0b0c0d0e0f".into()],
+        if_version: u64::MAX,
+    };
+    let mut env = Envelope::new(sim.server(b).id(), "*", sim.now().unix_ms, add);
+    let sig = fixtures::rsa_identity_ref(3)
+        .sign_pss(&mut rng_from_seed([2; 32]), &env.signing_bytes())
+        .unwrap();
+    env.sig = Some(b64::encode(&sig));
+    let once = Rc::new(RefCell::new(Some(env.encode())));
+    sim.set_hook(Box::new(move |flight: &mut InFlight| {
+        if matches!(flight.from, Endpoint::Server { idx, .. } if idx == b)
+            && matches!(flight.to, Endpoint::Server { idx, .. } if idx == a)
+            && let Some(frame) = once.borrow_mut().take()
+        {
+            return Verdict::Inject {
+                frame,
+                after: Duration::from_millis(1),
+            };
+        }
+        Verdict::Deliver
+    }));
+    let carol = client(&mut sim, b, 6);
+    sim.run_for(Duration::from_secs(2));
+    sim.clear_hook();
+    let dave = client(&mut sim, a, 7); // a joins a member at the top version
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(sim.server(a).public_channel().0, u64::MAX);
+    assert!(sim.client(dave).is_connected());
+    assert!(sim.client(carol).is_connected());
+}

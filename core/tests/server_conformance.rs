@@ -28,8 +28,8 @@ use socp_core::server::{
 use socp_core::sim::{Endpoint, InFlight, SIM_HOST, Sim, Verdict, port_of};
 use socp_core::time::{Instant, Now};
 use socp_core::wire::messages::{
-    Command, CommandResponse, ListRequest, ListResponse, MsgDirect, ServerDeliver, ServerHelloJoin,
-    ServerHelloLink, UserAdvertise, UserDeliver, UserHello, UserRemove,
+    Ack, Command, CommandResponse, ListRequest, ListResponse, MsgDirect, ServerDeliver,
+    ServerHelloJoin, ServerHelloLink, UserAdvertise, UserDeliver, UserHello, UserRemove,
 };
 use socp_core::wire::{Envelope, ErrorCode, Limits, MsgType, b64, is_uuid_v4};
 
@@ -688,6 +688,33 @@ fn case_08_a_dm_through_server_deliver_keeps_ts_and_sender_and_verifies_end_to_e
         .unwrap();
     assert_eq!(&plain[..], b"hello bob");
     assert_eq!(sim.user(alice).received(&MsgType::UserDeliver).count(), 0);
+
+    drop(hops);
+    // No socp `msg_id`: no ACK (other clients never see one they did not ask for).
+    assert_eq!(sim.user(alice).received(&MsgType::Ack).count(), 0);
+    // With one, the home server acknowledges the piece it passed on.
+    let mut with_id = msg.clone();
+    with_id.ts = sim.now().unix_ms;
+    let msg_id = "00112233445566778899aabbccddeeff";
+    with_id
+        .payload
+        .insert("msg_id".into(), serde_json::Value::from(msg_id));
+    with_id
+        .payload
+        .insert("part".into(), serde_json::Value::from(0));
+    sim.user_send(alice, with_id.encode());
+    sim.run_for(Duration::from_secs(1));
+    let acks: Vec<Ack> = sim
+        .user(alice)
+        .received(&MsgType::Ack)
+        .map(|e| e.decode_payload().unwrap())
+        .collect();
+    assert_eq!(
+        acks,
+        vec![Ack {
+            msg_ref: format!("{bob_id}/{msg_id}/0")
+        }]
+    );
 }
 
 // ------------------------------------------------------------------- case 9: USER_HELLO

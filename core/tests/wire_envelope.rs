@@ -887,13 +887,14 @@ fn any_message() -> impl Strategy<Value = Message> {
             ),
         s().prop_map(|file_id| Message::from(FileEnd { file_id })),
         s().prop_map(|msg_ref| Message::from(Ack { msg_ref })),
-        (error_code(), opt_s(), opt_s()).prop_map(|(code, detail, user_id)| Message::from(
-            ErrorMsg {
+        (error_code(), opt_s(), opt_s(), opt_s()).prop_map(|(code, detail, user_id, msg_ref)| {
+            Message::from(ErrorMsg {
                 code,
                 detail,
-                user_id
-            }
-        )),
+                user_id,
+                msg_ref,
+            })
+        }),
         Just(Message::from(CtrlClose {})),
         Just(Message::from(ListRequest {})),
         prop::collection::vec(s(), 0..4)

@@ -315,6 +315,14 @@ pub enum ClientEvent {
         /// How many MSG_* frames it took.
         parts: usize,
     },
+    /// The server acknowledged every piece of a message: it took
+    /// responsibility for passing it on (not a read receipt).
+    Acked {
+        /// The message.
+        msg_id: MessageId,
+        /// The recipient (a member, for the public channel).
+        to: String,
+    },
     /// A message could not be sent.
     SendFailed {
         /// The message.

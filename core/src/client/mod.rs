@@ -56,14 +56,11 @@
 //! next configured server after a failed dial, and USER_HELLO is sent again on
 //! every new link.
 //!
-//! The server does not acknowledge messages yet, so a frame handed to the
-//! adapter just before the link died is lost. Resending unacknowledged
-//! messages will need: an `ACK {msg_ref}` from the recipient's server naming
-//! our `msg_id` (and part), a per-message "sent, not acked" list kept here
-//! with the plaintext, a resend after reconnect with a **new** `ts` and
-//! signature (the server's freshness window), and receiver-side dedup by
-//! `(sender, msg_id, part)`, which the receiver already does.
+//! A socp server acknowledges each piece it passed on (`ACK`); messages whose
+//! pieces were not all acknowledged when the link died are sent again after
+//! the next login, under the same `msg_id` (the `acks` module).
 
+mod acks;
 mod chunking;
 mod config;
 mod direct;
@@ -232,6 +229,14 @@ pub struct Client {
     incoming: BTreeMap<(String, String), files::Incoming>,
     public_version: u64,
     channel_key: Option<Zeroizing<[u8; 32]>>,
+    /// Sent messages waiting for the server's ACK (`acks` module), by
+    /// `msg_ref` of their first piece.
+    unacked: BTreeMap<String, acks::Unacked>,
+    ack_seq: u64,
+    /// The last fully acknowledged messages: (key, msg_id, to).
+    recently_acked: VecDeque<(String, MessageId, String)>,
+    /// Whether this server has acknowledged anything (then we resend).
+    server_acks: bool,
     transmits: VecDeque<Bytes>,
     actions: VecDeque<ClientAction>,
     events: VecDeque<ClientEvent>,
@@ -289,6 +294,10 @@ impl Client {
             incoming: BTreeMap::new(),
             public_version: 0,
             channel_key: None,
+            unacked: BTreeMap::new(),
+            ack_seq: 0,
+            recently_acked: VecDeque::new(),
+            server_acks: false,
             transmits: VecDeque::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -490,7 +499,8 @@ impl Client {
             Message::FileChunk(chunk) => self.on_file_chunk(now, &env, chunk),
             Message::FileEnd(end) => self.on_file_end(now, &env, &end.file_id),
             Message::Error(err) => self.on_error(err),
-            Message::Heartbeat(_) | Message::Ack(_) | Message::CtrlClose(_) => {}
+            Message::Ack(ack) => self.on_ack(&ack),
+            Message::Heartbeat(_) | Message::CtrlClose(_) => {}
             Message::Unknown { msg_type } => {
                 // `/list` answers in other dialects (CMD_LIST_RESULT, USER_LIST_RESPONSE).
                 let users = ["online_users", "users"]
@@ -751,6 +761,7 @@ impl Client {
         self.roster_ready = false;
         self.roster_deadline = Some(now.mono + self.cfg.roster_grace);
         self.events.push_back(ClientEvent::Connected { index });
+        self.requeue_unacked();
         self.flush(now);
     }
 
@@ -785,6 +796,13 @@ impl Client {
 
     fn on_error(&mut self, err: ErrorMsg) {
         let detail = err.detail.unwrap_or_default();
+        if err.code == ErrorCode::UserNotFound {
+            match (&err.msg_ref, &err.user_id) {
+                (Some(msg_ref), _) => self.failed_ref(msg_ref),
+                (None, Some(user)) => self.unacked_not_found(user),
+                (None, None) => {}
+            }
+        }
         if err.code == ErrorCode::UserNotFound {
             // The server names the user in `detail`; fail what waits on them.
             let waiting: Vec<String> = self
@@ -895,10 +913,16 @@ impl Client {
         match item {
             Outgoing::Direct { msg_id, to, text } => {
                 let result = self.direct_frames(now, msg_id, &to, &text, key);
+                if let Ok(frames) = &result {
+                    self.track_sent(msg_id, &to, Arc::from(text.as_str()), false, frames.len());
+                }
                 self.finish_send(msg_id, to, result);
             }
             Outgoing::Public { msg_id, to, text } => {
                 let result = self.public_frames(now, msg_id, &to, &text, key);
+                if let Ok(frames) = &result {
+                    self.track_sent(msg_id, &to, Arc::clone(&text), true, frames.len());
+                }
                 self.finish_send(msg_id, to, result);
             }
             Outgoing::File { file_id, to, file } => {

@@ -62,7 +62,9 @@
 //!   server's id in advance, so it cannot check `server_id`. `wss://` (or a
 //!   pinned server id in the client config, future work) closes that.
 //! - Online password guessing costs one link per guess (every failure closes
-//!   the link); there is no per-account or per-address throttle yet.
+//!   the link), and is throttled per account and per address (the `throttle`
+//!   module): `RATE_LIMITED` past 5 outstanding wrong passwords per account and
+//!   20 failed logins per address, one forgiven per minute (configurable).
 //!
 //! # Storage
 //!
@@ -203,13 +205,40 @@ impl Server {
         self.close(link, CLOSE_POLICY, "authentication failed");
     }
 
+    /// The link's remote address (for the guessing throttle).
+    fn remote_of(&self, link: LinkId) -> String {
+        self.links
+            .get(&link)
+            .map(|l| l.remote.clone())
+            .unwrap_or_default()
+    }
+
+    /// Counts a failed authentication from `link`'s address, then refuses it.
+    fn auth_fail_counted(&mut self, link: LinkId, code: ErrorCode, detail: String) {
+        let remote = self.remote_of(link);
+        let now = self.now.mono;
+        self.guesses_by_address.fail(&remote, now);
+        self.auth_fail(link, code, detail);
+    }
+
     pub(super) fn on_auth_hello(&mut self, link: LinkId, hello: &AuthHello) {
+        let remote = self.remote_of(link);
+        if let Some(wait) = self.guesses_by_address.blocked(&remote, self.now.mono) {
+            return self.auth_fail(
+                link,
+                ErrorCode::RateLimited,
+                format!(
+                    "too many failed logins from this address; retry in {} s",
+                    wait.as_secs().max(1)
+                ),
+            );
+        }
         let user = match (&hello.user_id, &hello.username) {
             (Some(id), _) if self.accounts.is_registered(id) => id.clone(),
             (None, Some(name)) => match self.accounts.by_name.get(&name.to_lowercase()) {
                 Some(id) => id.clone(),
                 None => {
-                    return self.auth_fail(
+                    return self.auth_fail_counted(
                         link,
                         ErrorCode::UserNotFound,
                         format!("no account named {name}"),
@@ -217,7 +246,7 @@ impl Server {
                 }
             },
             (Some(id), _) => {
-                return self.auth_fail(
+                return self.auth_fail_counted(
                     link,
                     ErrorCode::UserNotFound,
                     format!("no account {id} on this server"),
@@ -431,7 +460,7 @@ impl Server {
             _ => false,
         };
         if !verified {
-            return self.auth_fail(
+            return self.auth_fail_counted(
                 link,
                 ErrorCode::InvalidSig,
                 "login signature does not verify".into(),
@@ -476,13 +505,24 @@ impl Server {
                 "challenge expired or already used".into(),
             );
         };
+        if let Some(wait) = self.guesses_by_account.blocked(&account.user_id, now.mono) {
+            return self.auth_fail(
+                link,
+                ErrorCode::RateLimited,
+                format!(
+                    "too many wrong passwords for this account; retry in {} s",
+                    wait.as_secs().max(1)
+                ),
+            );
+        }
         let transcript = fetch_transcript(&self.id, &account.user_id, &nonce);
         let ok = match (b64::decode(&account.verifier), b64::decode(&fetch.proof)) {
             (Ok(key), Ok(proof)) => verify_hmac_sha256(&key, &transcript, &proof).is_ok(),
             _ => false,
         };
         if !ok {
-            return self.auth_fail(
+            self.guesses_by_account.fail(&account.user_id, now.mono);
+            return self.auth_fail_counted(
                 link,
                 ErrorCode::InvalidSig,
                 "keystore proof does not verify (wrong password?)".into(),

@@ -31,7 +31,7 @@ impl Server {
         if !self.public.members.insert(user.to_owned()) {
             return;
         }
-        self.bump_public_version(self.public.version + 1);
+        self.bump_public_version(self.public.version.saturating_add(1));
         self.store(StoreOp::PublicMember {
             member_id: user.to_owned(),
             added_at: now.unix_ms,
@@ -70,7 +70,7 @@ impl Server {
             }
         }
         if changed {
-            self.bump_public_version(self.public.version.max(add.if_version) + 1);
+            self.bump_public_version(self.public.version.max(add.if_version).saturating_add(1));
         }
     }
 
@@ -183,6 +183,7 @@ impl Server {
                 ErrorCode::UserNotFound,
                 format!("no key known for user {target}"),
                 Some(target),
+                None,
             ),
         }
     }

@@ -48,6 +48,14 @@ pub struct ServerConfig {
     pub hello_timeout: Duration,
     /// Most `ERROR` frames sent to one link per second (no error storms).
     pub errors_per_second: u32,
+    /// Wrong keystore proofs (password guesses) outstanding per account
+    /// before its keystore fetches get `RATE_LIMITED` (see `throttle`).
+    pub login_failures_per_account: u32,
+    /// Failed authentications outstanding per remote address before it gets
+    /// `RATE_LIMITED` for any login.
+    pub login_failures_per_address: u32,
+    /// One outstanding failure is forgiven per this period.
+    pub login_failure_decay: Duration,
     /// Frame and JSON limits for decoding.
     pub limits: Limits,
 }
@@ -68,6 +76,9 @@ impl Default for ServerConfig {
             reconnect_max: Duration::from_secs(60),
             hello_timeout: Duration::from_secs(10),
             errors_per_second: 10,
+            login_failures_per_account: 5,
+            login_failures_per_address: 20,
+            login_failure_decay: Duration::from_secs(60),
             limits: Limits::default(),
         }
     }

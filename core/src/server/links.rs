@@ -37,6 +37,8 @@ pub(super) struct Link {
     pub up: bool,
     pub last_rx: Instant,
     pub errors: TokenBucket,
+    /// The peer's address without the port (inbound links; empty for dials).
+    pub remote: String,
 }
 
 impl Link {
@@ -47,6 +49,7 @@ impl Link {
             up,
             last_rx: now,
             errors: TokenBucket::new(errors_per_second, now),
+            remote: String::new(),
         }
     }
 

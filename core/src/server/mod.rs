@@ -49,6 +49,7 @@ mod mesh;
 mod presence;
 mod routing;
 mod sigcache;
+mod throttle;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -154,6 +155,10 @@ pub struct Server {
     public: PublicChannel,
     /// Registered accounts and outstanding login challenges.
     accounts: accounts::Accounts,
+    /// Wrong keystore proofs per account (`throttle` module).
+    guesses_by_account: throttle::Throttle,
+    /// Failed authentications per remote address.
+    guesses_by_address: throttle::Throttle,
     seen: SeenCache,
     join: JoinState,
     /// Delay before the next bootstrap round after a whole round failed.
@@ -203,6 +208,10 @@ impl Server {
             .unwrap_or_else(|| random_uuid(&mut rng));
         let key_wire = identity.public().to_wire();
         let cfg_backoff = cfg.reconnect_initial;
+        let guesses_by_account =
+            throttle::Throttle::new(cfg.login_failures_per_account, cfg.login_failure_decay);
+        let guesses_by_address =
+            throttle::Throttle::new(cfg.login_failures_per_address, cfg.login_failure_decay);
         let mut server = Self {
             seen: SeenCache::new(cfg.seen_ttl, cfg.seen_capacity),
             heartbeat_at: now.mono + cfg.heartbeat_interval,
@@ -222,6 +231,8 @@ impl Server {
             adverts: BTreeMap::new(),
             public: PublicChannel::default(),
             accounts: accounts::Accounts::default(),
+            guesses_by_account,
+            guesses_by_address,
             join: JoinState::NotNeeded,
             join_backoff: cfg_backoff,
             hello_deadlines: BTreeSet::new(),
@@ -361,12 +372,11 @@ impl Server {
     pub fn handle_connected(&mut self, now: Now, conn: Connection) -> LinkId {
         self.now = now;
         match conn {
-            Connection::Inbound { .. } => {
+            Connection::Inbound { remote } => {
                 let link = self.alloc_link();
-                self.links.insert(
-                    link,
-                    Link::new(Origin::Inbound, true, now.mono, self.cfg.errors_per_second),
-                );
+                let mut l = Link::new(Origin::Inbound, true, now.mono, self.cfg.errors_per_second);
+                l.remote = throttle::address_of(&remote).to_owned();
+                self.links.insert(link, l);
                 self.hello_deadlines
                     .insert((now.mono + self.cfg.hello_timeout, link));
                 link
@@ -901,11 +911,18 @@ impl Server {
     /// Refuses a frame: an event always; an `ERROR` back to users and unidentified
     /// peers (rate-limited), never to servers (no error storms, §3).
     fn reject(&mut self, link: LinkId, code: ErrorCode, detail: String) {
-        self.reject_about(link, code, detail, None);
+        self.reject_about(link, code, detail, None, None);
     }
 
     /// [`Server::reject`] for an error about a user (`ERROR.user_id`).
-    fn reject_about(&mut self, link: LinkId, code: ErrorCode, detail: String, user: Option<&str>) {
+    fn reject_about(
+        &mut self,
+        link: LinkId,
+        code: ErrorCode,
+        detail: String,
+        user: Option<&str>,
+        msg_ref: Option<String>,
+    ) {
         self.events.push_back(Event::Rejected {
             link,
             code: code.clone(),
@@ -924,7 +941,7 @@ impl Server {
             }
             _ => return,
         };
-        let frame = self.error_frame(&to, code, detail, user);
+        let frame = self.error_frame(&to, code, detail, user, msg_ref);
         self.send(link, frame);
     }
 
@@ -934,6 +951,7 @@ impl Server {
         code: ErrorCode,
         detail: String,
         user: Option<&str>,
+        msg_ref: Option<String>,
     ) -> Bytes {
         let now = self.now;
         self.signed_frame(
@@ -943,6 +961,7 @@ impl Server {
                 code,
                 detail: Some(detail),
                 user_id: user.map(str::to_owned),
+                msg_ref,
             }
             .into(),
         )

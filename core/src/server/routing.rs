@@ -17,8 +17,8 @@ use serde_json::{Map, Value};
 
 use super::{Event, LinkId, Location, Server, dm_seen_key, is_channel_target};
 use crate::time::Now;
-use crate::wire::messages::{ErrorMsg, MsgDirect, ServerDeliver, UserDeliver};
-use crate::wire::{Envelope, ErrorCode};
+use crate::wire::messages::{Ack, ErrorMsg, MsgDirect, ServerDeliver, UserDeliver};
+use crate::wire::{Envelope, ErrorCode, MsgType};
 
 /// Payload keys of a direct message that socp clients add to reassemble a
 /// message sent in several RSA pieces; relayed unchanged on every hop (other
@@ -35,6 +35,24 @@ struct Dm {
     content_sig: String,
     /// The [`CARRIED_KEYS`] present in the payload that brought it.
     carried: Map<String, Value>,
+}
+
+/// The `msg_ref` the server acknowledges a user's frame with:
+/// `"{to}/{msg_id}/{part}"`, for frames that carry socp's `msg_id` (a
+/// 32-hex-digit string) and optionally `part` (a small integer, default 0).
+/// Frames without them (other SOCP clients) are not acknowledged, so those
+/// clients never see an ACK they did not ask for.
+#[must_use]
+pub(super) fn ack_ref(to: &str, payload: &Map<String, Value>) -> Option<String> {
+    let msg_id = payload.get("msg_id")?.as_str()?;
+    if msg_id.len() != 32 || !msg_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let part = match payload.get("part") {
+        None => 0,
+        Some(v) => v.as_u64()?,
+    };
+    Some(Ack::msg_ref_for(to, &msg_id.to_ascii_lowercase(), part))
 }
 
 fn carried(payload: &Map<String, Value>) -> Map<String, Value> {
@@ -56,8 +74,10 @@ impl Server {
         }
         // A client resending after a reconnect must not deliver twice.
         let key = dm_seen_key(env.ts, &env.from, &env.to, &dm.ciphertext);
+        let ack = ack_ref(&env.to, &env.payload).map(|r| (env.from.clone(), r));
         if !self.seen.insert(now.mono, key) {
             self.events.push_back(Event::Duplicate { link });
+            self.send_ack(now, link, ack);
             return;
         }
         let sender_pub = dm
@@ -74,7 +94,9 @@ impl Server {
             sender_pub,
             content_sig: dm.content_sig.unwrap_or_default(),
         };
-        self.route_dm(now, link, None, msg);
+        if self.route_dm(now, link, None, msg) {
+            self.send_ack(now, link, ack);
+        }
     }
 
     pub(super) fn on_server_deliver(
@@ -97,11 +119,21 @@ impl Server {
         self.route_dm(now, link, Some(link_server), msg);
     }
 
-    fn route_dm(&mut self, now: Now, link: LinkId, from_server: Option<&str>, dm: Dm) {
+    /// Routes a DM onwards; `false` (after telling the originator
+    /// USER_NOT_FOUND) when its recipient is not reachable.
+    fn route_dm(&mut self, now: Now, link: LinkId, from_server: Option<&str>, dm: Dm) -> bool {
         match self.locations.get(&dm.recipient).cloned() {
             Some(Location::Local) => {
                 let Some(&target) = self.local_users.get(&dm.recipient) else {
-                    return self.not_found(now, link, from_server, &dm.sender, &dm.recipient);
+                    self.not_found(
+                        now,
+                        link,
+                        from_server,
+                        &dm.sender,
+                        &dm.recipient,
+                        ack_ref(&dm.recipient, &dm.carried),
+                    );
+                    return false;
                 };
                 let deliver = UserDeliver {
                     ciphertext: dm.ciphertext,
@@ -113,10 +145,19 @@ impl Server {
                 let frame =
                     self.signed_frame_with(&dm.recipient, dm.ts, deliver.into(), dm.carried);
                 self.send(target, frame);
+                true
             }
             Some(Location::Server(home)) if Some(home.as_str()) != from_server => {
                 let Some(target) = self.servers.get(&home).and_then(|s| s.link) else {
-                    return self.not_found(now, link, from_server, &dm.sender, &dm.recipient);
+                    self.not_found(
+                        now,
+                        link,
+                        from_server,
+                        &dm.sender,
+                        &dm.recipient,
+                        ack_ref(&dm.recipient, &dm.carried),
+                    );
+                    return false;
                 };
                 let deliver = ServerDeliver {
                     user_id: dm.recipient,
@@ -128,9 +169,33 @@ impl Server {
                 };
                 let frame = self.signed_frame_with(&home, dm.ts, deliver.into(), dm.carried);
                 self.send(target, frame);
+                true
             }
-            _ => self.not_found(now, link, from_server, &dm.sender, &dm.recipient),
+            _ => {
+                self.not_found(
+                    now,
+                    link,
+                    from_server,
+                    &dm.sender,
+                    &dm.recipient,
+                    ack_ref(&dm.recipient, &dm.carried),
+                );
+                false
+            }
         }
+    }
+
+    /// `ACK {msg_ref}` to a local user for a frame the server accepted and
+    /// passed on (see [`ack_ref`]). Unsigned: it travels only on the user's own
+    /// link, and an RSA signature per message would double the server's cost
+    /// per DM; forging one gains nothing an attacker on the link could not get
+    /// by dropping frames.
+    fn send_ack(&mut self, now: Now, link: LinkId, ack: Option<(String, String)>) {
+        let Some((user, msg_ref)) = ack else {
+            return;
+        };
+        let env = Envelope::new(self.id.clone(), user, now.unix_ms, Ack { msg_ref });
+        self.send(link, Bytes::from(env.encode()));
     }
 
     /// `ERROR USER_NOT_FOUND` to the originator: on its own link if it is ours,
@@ -142,10 +207,17 @@ impl Server {
         from_server: Option<&str>,
         sender: &str,
         recipient: &str,
+        msg_ref: Option<String>,
     ) {
         let detail = format!("user {recipient} is not reachable");
         match from_server {
-            None => self.reject_about(link, ErrorCode::UserNotFound, detail, Some(recipient)),
+            None => self.reject_about(
+                link,
+                ErrorCode::UserNotFound,
+                detail,
+                Some(recipient),
+                msg_ref,
+            ),
             Some(_) => {
                 self.events.push_back(Event::Rejected {
                     link,
@@ -156,6 +228,7 @@ impl Server {
                     code: ErrorCode::UserNotFound,
                     detail: Some(detail),
                     user_id: Some(recipient.to_owned()),
+                    msg_ref,
                 };
                 let frame = self.signed_frame(sender, now.unix_ms, err.into());
                 self.send(link, frame);
@@ -197,6 +270,11 @@ impl Server {
                 return;
             }
         }
+        // Public messages from our users are acknowledged once passed on.
+        let ack = (from_server.is_none() && env.msg_type == MsgType::MsgPublicChannel)
+            .then(|| ack_ref(&env.to, &env.payload))
+            .flatten()
+            .map(|r| (env.from.clone(), r));
         // Local users get the frame as its sender wrote it.
         let mut as_sent = env.clone();
         if from_server.is_some() {
@@ -229,17 +307,33 @@ impl Server {
             Some(Location::Local) => {
                 if let Some(&target) = self.local_users.get(&env.to) {
                     self.send(target, local_frame);
+                    self.send_ack(now, link, ack);
                 }
             }
             Some(Location::Server(home)) if Some(home.as_str()) != from_server => {
                 if let Some(target) = self.servers.get(&home).and_then(|s| s.link) {
                     let frame = self.resigned(env);
                     self.send(target, frame);
+                    self.send_ack(now, link, ack);
                 } else {
-                    self.not_found(now, link, from_server, &env.from, &env.to);
+                    self.not_found(
+                        now,
+                        link,
+                        from_server,
+                        &env.from,
+                        &env.to,
+                        ack_ref(&env.to, &env.payload),
+                    );
                 }
             }
-            _ => self.not_found(now, link, from_server, &env.from, &env.to),
+            _ => self.not_found(
+                now,
+                link,
+                from_server,
+                &env.from,
+                &env.to,
+                ack_ref(&env.to, &env.payload),
+            ),
         }
     }
 }
