@@ -1,0 +1,511 @@
+//! The client driver: one task owns the [`Client`]; its WebSocket runs on a
+//! task of its own; received files are written on the blocking pool.
+//!
+//! Updates for the app ([`ClientUpdate`]) go through a bounded channel
+//! ([`UPDATE_CAPACITY`]). When the app does not keep up, the driver keeps
+//! what it could not hand over in a backlog and **stops reading from the
+//! server and firing timers** until the app has caught up: memory does not
+//! grow with what the network sends (the server sees a slow reader and may
+//! drop the link), while commands from the app ([`ClientHandle::with`]) are
+//! still served, so an app that sends many messages before it reads any
+//! updates does not deadlock.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use socp_core::client::{Client, ClientAction, ClientEvent, FileId};
+use socp_core::time::Now;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{AbortHandle, JoinSet};
+use tokio::time::sleep_until;
+
+use crate::conn::{self, Budget, ConnEvent, Out, OutQueue, QueueError, Socket};
+use crate::{Clock, WsLimits, files};
+
+/// Capacity of the update channel to the app.
+pub const UPDATE_CAPACITY: usize = 4096;
+/// Capacity of the command channel from the app.
+const COMMANDS: usize = 64;
+
+/// Something for the app from a running client.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ClientUpdate {
+    /// An event of the core client.
+    Event(ClientEvent),
+    /// A received file was written at `path` (inside the download folder).
+    FileSaved {
+        /// The transfer.
+        file_id: FileId,
+        /// Where it was written.
+        path: PathBuf,
+    },
+    /// A received file could not be written.
+    FileSaveFailed {
+        /// The transfer.
+        file_id: FileId,
+        /// Why.
+        error: String,
+    },
+    /// The driver ended: the client is closed for good. Nothing follows.
+    Stopped,
+}
+
+/// How [`spawn_client`] runs a client.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    /// Where received files are written (created if missing). Nothing is
+    /// ever written outside it, and no existing file is ever replaced.
+    pub download_dir: PathBuf,
+    /// WebSocket limits.
+    pub limits: WsLimits,
+}
+
+impl ClientOptions {
+    /// Options saving files in `download_dir`, with the default limits.
+    #[must_use]
+    pub fn new(download_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            download_dir: download_dir.into(),
+            limits: WsLimits::default(),
+        }
+    }
+}
+
+/// A closure run on the client inside the driver.
+type ClientFn = Box<dyn FnOnce(&mut Client, Now) + Send>;
+
+/// A command for the driver.
+enum Cmd {
+    With(ClientFn),
+    Close,
+}
+
+/// A running client (see [`spawn_client`]). Dropping the handle closes the
+/// client.
+pub struct ClientHandle {
+    user_id: String,
+    cmds: mpsc::Sender<Cmd>,
+    pub(crate) updates: mpsc::Receiver<ClientUpdate>,
+    /// Updates already taken off the channel (by `login_with_password`),
+    /// handed out first.
+    pub(crate) replay: VecDeque<ClientUpdate>,
+}
+
+impl core::fmt::Debug for ClientHandle {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ClientHandle")
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientHandle {
+    /// The next update; `None` once the driver has ended (after
+    /// [`ClientUpdate::Stopped`]).
+    pub async fn next(&mut self) -> Option<ClientUpdate> {
+        if let Some(update) = self.replay.pop_front() {
+            return Some(update);
+        }
+        self.updates.recv().await
+    }
+
+    /// Runs `f` on the client inside the driver with the current time, then
+    /// drains its queues (frames out, actions, events); returns `f`'s result,
+    /// or `None` if the driver is gone. For example
+    /// `handle.with(|c, now| c.send_direct(now, &to, &text)).await`.
+    pub async fn with<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Client, Now) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = oneshot::channel();
+        let cmd = Cmd::With(Box::new(move |client: &mut Client, now: Now| {
+            let _ = tx.send(f(client, now));
+        }));
+        self.cmds.send(cmd).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Our user id.
+    #[must_use]
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    /// Closes the client for good: `CTRL_CLOSE`, what is queued flushed, close
+    /// frame 1000; returns once the driver has ended. Updates not read yet are
+    /// discarded.
+    pub async fn close(mut self) {
+        let _ = self.cmds.send(Cmd::Close).await;
+        while self.updates.recv().await.is_some() {}
+    }
+}
+
+/// Runs `client`: connects where it asks (`ws://` URLs; `wss://` fails the
+/// dial), closes when it asks, and writes the files it received **only inside
+/// `opts.download_dir`**, never over an existing file (`name (1).ext`, ...).
+///
+/// Must be called inside a tokio runtime.
+pub fn spawn_client(client: Client, opts: ClientOptions, clock: Clock) -> ClientHandle {
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMANDS);
+    let (update_tx, update_rx) = mpsc::channel(UPDATE_CAPACITY);
+    let (conn_tx, conn_rx) = mpsc::channel(256);
+    let (new_tx, new_rx) = mpsc::channel(4);
+    let user_id = client.user_id().to_owned();
+    let driver = Driver {
+        client,
+        clock,
+        opts,
+        updates: update_tx,
+        backlog: VecDeque::new(),
+        conn_tx,
+        budget: Budget::new(conn::INBOUND_BUDGET),
+        new_tx,
+        next_id: 1,
+        link: Link::None,
+        pending_out: VecDeque::new(),
+        tasks: JoinSet::new(),
+        writes: JoinSet::new(),
+        stopped: false,
+        app_gone: false,
+    };
+    tokio::spawn(driver.run(cmd_rx, conn_rx, new_rx));
+    ClientHandle {
+        user_id,
+        cmds: cmd_tx,
+        updates: update_rx,
+        replay: VecDeque::new(),
+    }
+}
+
+/// The one link, as the driver knows it.
+enum Link {
+    None,
+    Connecting { id: u64, task: AbortHandle },
+    Open { id: u64, queue: OutQueue },
+}
+
+struct Driver {
+    client: Client,
+    clock: Clock,
+    opts: ClientOptions,
+    updates: mpsc::Sender<ClientUpdate>,
+    /// Updates the app has not taken yet (see the module docs).
+    backlog: VecDeque<ClientUpdate>,
+    conn_tx: mpsc::Sender<(u64, ConnEvent)>,
+    /// Bytes of received frames waiting for this driver.
+    budget: Budget,
+    new_tx: mpsc::Sender<(u64, Result<Box<Socket>, String>)>,
+    next_id: u64,
+    link: Link,
+    /// Frames (and a close) waiting for room in the link's queue.
+    pending_out: VecDeque<Out>,
+    tasks: JoinSet<()>,
+    writes: JoinSet<(FileId, Result<PathBuf, String>)>,
+    /// The core client is closed for good (it asked for a close, or the app did).
+    stopped: bool,
+    /// The handle is gone: nobody reads updates.
+    app_gone: bool,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut cmds: mpsc::Receiver<Cmd>,
+        mut conn_rx: mpsc::Receiver<(u64, ConnEvent)>,
+        mut new_rx: mpsc::Receiver<(u64, Result<Box<Socket>, String>)>,
+    ) {
+        loop {
+            self.drain();
+            self.push_updates();
+            self.push_out();
+            if self.stopped && matches!(self.link, Link::None) && self.writes.is_empty() {
+                break;
+            }
+            // While the app lags behind, the network and the timers wait.
+            let caught_up = self.backlog.is_empty();
+            let deadline = self
+                .client
+                .poll_timeout()
+                .map(|t| self.clock.instant_to_deadline(t));
+            let out_waiting = !self.pending_out.is_empty();
+            let backlog_waiting = !self.backlog.is_empty() && !self.app_gone;
+            tokio::select! {
+                cmd = cmds.recv(), if !self.app_gone => match cmd {
+                    Some(Cmd::With(f)) => f(&mut self.client, self.clock.now()),
+                    Some(Cmd::Close) => self.close(),
+                    None => {
+                        self.app_gone = true;
+                        self.backlog.clear();
+                        self.close();
+                    }
+                },
+                Some((id, event)) = conn_rx.recv(), if caught_up => self.on_conn_event(id, event),
+                Some((id, result)) = new_rx.recv() => self.on_connected(id, result),
+                Some(done) = self.writes.join_next() => self.on_written(done),
+                Some(_) = self.tasks.join_next() => {}
+                ok = self.updates.clone().reserve_owned(), if backlog_waiting => match ok {
+                    Ok(permit) => {
+                        if let Some(update) = self.backlog.pop_front() {
+                            permit.send(update);
+                        }
+                    }
+                    Err(_) => self.app_gone(),
+                },
+                room = reserve(&self.link), if out_waiting => {
+                    if !room {
+                        // The link's task is gone; its Closed event follows.
+                        self.pending_out.clear();
+                    }
+                }
+                () = sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() && caught_up => {
+                    self.client.handle_timeout(self.clock.now());
+                }
+            }
+        }
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        tracing::debug!(user_id = self.client.user_id(), "client stopped");
+        if !self.app_gone {
+            for update in self.backlog.drain(..) {
+                if self.updates.send(update).await.is_err() {
+                    break;
+                }
+            }
+            let _ = self.updates.send(ClientUpdate::Stopped).await;
+        }
+    }
+
+    /// The app (or its dropped handle) closes the client.
+    fn close(&mut self) {
+        let now = self.clock.now();
+        self.client.close(now);
+        self.stopped = true;
+    }
+
+    fn app_gone(&mut self) {
+        self.app_gone = true;
+        self.backlog.clear();
+        if !self.stopped {
+            self.close();
+        }
+    }
+
+    /// Drains the core's frames, actions and events until all are empty.
+    fn drain(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(frame) = self.client.poll_transmit() {
+                progressed = true;
+                self.pending_out.push_back(Out::Frame(frame));
+            }
+            while let Some(action) = self.client.poll_action() {
+                progressed = true;
+                self.act(action);
+            }
+            while let Some(event) = self.client.poll_event() {
+                progressed = true;
+                log_event(self.client.user_id(), &event);
+                if !self.app_gone {
+                    self.backlog.push_back(ClientUpdate::Event(event));
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    /// Hands the backlog to the app as far as the channel has room.
+    fn push_updates(&mut self) {
+        while let Some(update) = self.backlog.pop_front() {
+            match self.updates.try_send(update) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(update)) => {
+                    self.backlog.push_front(update);
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.app_gone();
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Moves pending frames into the link's queue as far as it has room.
+    fn push_out(&mut self) {
+        let Link::Open { queue, .. } = &self.link else {
+            if matches!(self.link, Link::None) {
+                self.pending_out.clear();
+            }
+            return;
+        };
+        while let Some(out) = self.pending_out.pop_front() {
+            let result = match out {
+                Out::Frame(frame) => queue
+                    .push_frame(frame.clone(), false)
+                    .map_err(|e| (e, Out::Frame(frame))),
+                Out::Close { code, reason } => queue
+                    .push_close(code, reason.clone())
+                    .map_err(|e| (e, Out::Close { code, reason })),
+            };
+            match result {
+                Ok(()) => {}
+                Err((QueueError::Full, out)) => {
+                    self.pending_out.push_front(out);
+                    break;
+                }
+                Err((QueueError::Gone, _)) => {
+                    self.pending_out.clear();
+                    break;
+                }
+            }
+        }
+    }
+
+    fn act(&mut self, action: ClientAction) {
+        let now = self.clock.now();
+        match action {
+            ClientAction::Connect { index, url } => {
+                self.drop_link();
+                let id = self.next_id;
+                self.next_id += 1;
+                tracing::debug!(user_id = self.client.user_id(), index, %url, "connecting");
+                let limits = self.opts.limits.clone();
+                let new_tx = self.new_tx.clone();
+                let task = self.tasks.spawn(async move {
+                    let result = conn::dial(&url, &limits).await.map(Box::new);
+                    let _ = new_tx.send((id, result)).await;
+                });
+                self.link = Link::Connecting { id, task };
+            }
+            ClientAction::Close { code, reason } => {
+                self.stopped = true;
+                match &self.link {
+                    Link::Open { .. } => self.pending_out.push_back(Out::Close { code, reason }),
+                    Link::Connecting { .. } => {
+                        self.drop_link();
+                        self.client.handle_closed(now);
+                    }
+                    Link::None => {}
+                }
+            }
+            ClientAction::WriteFile {
+                file_id,
+                name,
+                bytes,
+            } => self.write_file(file_id, name, bytes),
+            other => tracing::debug!(action = ?other, "unknown client action ignored"),
+        }
+    }
+
+    fn write_file(&mut self, file_id: FileId, name: String, bytes: Bytes) {
+        let dir = self.opts.download_dir.clone();
+        self.writes.spawn_blocking(move || {
+            let saved = files::save_file(&dir, &name, &bytes).map_err(|e| e.to_string());
+            (file_id, saved)
+        });
+    }
+
+    fn on_written(
+        &mut self,
+        done: Result<(FileId, Result<PathBuf, String>), tokio::task::JoinError>,
+    ) {
+        let update = match done {
+            Ok((file_id, Ok(path))) => {
+                tracing::info!(%file_id, path = %path.display(), "file saved");
+                ClientUpdate::FileSaved { file_id, path }
+            }
+            Ok((file_id, Err(error))) => {
+                tracing::warn!(%file_id, %error, "file not saved");
+                ClientUpdate::FileSaveFailed { file_id, error }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "file writer failed");
+                return;
+            }
+        };
+        if !self.app_gone {
+            self.backlog.push_back(update);
+        }
+    }
+
+    /// Forgets the current link (aborting a dial; an open link's task stops
+    /// when its queue is dropped).
+    fn drop_link(&mut self) {
+        if let Link::Connecting { task, .. } = &self.link {
+            task.abort();
+        }
+        self.link = Link::None;
+        self.pending_out.clear();
+    }
+
+    fn on_connected(&mut self, id: u64, result: Result<Box<Socket>, String>) {
+        if !matches!(self.link, Link::Connecting { id: current, .. } if current == id) {
+            return;
+        }
+        let now = self.clock.now();
+        match result {
+            Ok(ws) => {
+                let (queue, task) = conn::conn_pair(
+                    id,
+                    self.conn_tx.clone(),
+                    self.budget.clone(),
+                    &self.opts.limits,
+                );
+                self.tasks.spawn(conn::run_conn(*ws, task));
+                self.link = Link::Open { id, queue };
+                self.client.handle_connected(now);
+            }
+            Err(e) => {
+                tracing::info!(user_id = self.client.user_id(), error = %e, "connect failed");
+                self.link = Link::None;
+                self.client.handle_closed(now);
+            }
+        }
+    }
+
+    fn on_conn_event(&mut self, id: u64, event: ConnEvent) {
+        if !matches!(self.link, Link::Open { id: current, .. } if current == id) {
+            return;
+        }
+        let now = self.clock.now();
+        match event {
+            ConnEvent::Frame(frame, _permit) => self.client.handle_frame(now, &frame),
+            ConnEvent::Binary => tracing::debug!("binary frame from the server ignored"),
+            ConnEvent::Closed => {
+                self.link = Link::None;
+                self.pending_out.clear();
+                self.client.handle_closed(now);
+            }
+        }
+    }
+}
+
+/// Waits for room in the link's queue; `false` if the link's task is gone.
+async fn reserve(link: &Link) -> bool {
+    match link {
+        Link::Open { queue, .. } => queue.has_room().await,
+        // Nothing can be sent until a link is up: wait for another branch.
+        Link::None | Link::Connecting { .. } => std::future::pending().await,
+    }
+}
+
+fn log_event(user_id: &str, event: &ClientEvent) {
+    match event {
+        ClientEvent::Connected { index } => tracing::info!(%user_id, index, "connected"),
+        ClientEvent::Disconnected { retry_in } => {
+            tracing::info!(%user_id, ?retry_in, "disconnected");
+        }
+        ClientEvent::LoginFailed { code, detail } => {
+            tracing::warn!(%user_id, %code, %detail, "login failed");
+        }
+        ClientEvent::Error { code, detail } => {
+            tracing::debug!(%user_id, %code, %detail, "error from the server");
+        }
+        other => tracing::trace!(%user_id, event = ?other, "client event"),
+    }
+}

@@ -1,0 +1,466 @@
+//! One WebSocket connection: its task (read, write, ping, idle timeout,
+//! close) and how to dial one.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::{MissedTickBehavior, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+
+use crate::WsLimits;
+
+/// How long a closing connection waits for the peer's close frame (or to
+/// flush its own) before dropping the socket.
+pub(crate) const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// Every WebSocket of this crate: a TCP stream, possibly with bytes already
+/// read from it (the request head the server peeked at).
+pub(crate) type Socket = WebSocketStream<Prefixed>;
+
+/// A TCP stream that first replays `prefix` (bytes already read from it).
+#[derive(Debug)]
+pub(crate) struct Prefixed {
+    prefix: Vec<u8>,
+    pos: usize,
+    inner: TcpStream,
+}
+
+impl Prefixed {
+    /// `inner`, replaying `prefix` before anything else is read from it.
+    pub(crate) fn new(inner: TcpStream, prefix: Vec<u8>) -> Self {
+        Self {
+            prefix,
+            pos: 0,
+            inner,
+        }
+    }
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(rest) = this.prefix.get(this.pos..)
+            && !rest.is_empty()
+        {
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(rest.get(..n).unwrap_or_default());
+            this.pos += n;
+            if this.pos >= this.prefix.len() {
+                this.prefix = Vec::new();
+                this.pos = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// What a driver queues for a connection.
+#[derive(Debug)]
+pub(crate) enum Out {
+    /// A text frame (UTF-8 JSON from the core).
+    Frame(Bytes),
+    /// Close with this code and reason, after everything queued before.
+    Close {
+        /// WebSocket close code.
+        code: u16,
+        /// Short reason (cut to fit a close frame).
+        reason: String,
+    },
+}
+
+/// What a connection reports to its driver, tagged with the connection's id.
+#[derive(Debug)]
+pub(crate) enum ConnEvent {
+    /// A text frame (valid UTF-8: tungstenite checks), holding its share of
+    /// the driver's [`Budget`] until the driver drops it.
+    Frame(Bytes, Option<OwnedSemaphorePermit>),
+    /// A binary frame (SOCP is text only).
+    Binary,
+    /// The connection is gone (the task is ending).
+    Closed,
+}
+
+/// Most bytes of received frames waiting for one driver, across all its
+/// connections (a reader waits for room before it hands a frame over).
+pub(crate) const INBOUND_BUDGET: usize = 16 * 1024 * 1024;
+
+/// The bytes of received frames a driver may have waiting, in KiB permits.
+#[derive(Debug, Clone)]
+pub(crate) struct Budget {
+    kib: Arc<Semaphore>,
+    total_kib: u32,
+}
+
+impl Budget {
+    /// A budget of `bytes` (at least 1 KiB).
+    pub(crate) fn new(bytes: usize) -> Self {
+        let total_kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, u32::try_from(Semaphore::MAX_PERMITS).unwrap_or(u32::MAX));
+        Self {
+            kib: Arc::new(Semaphore::new(total_kib as usize)),
+            total_kib,
+        }
+    }
+
+    /// Waits until a frame of `len` bytes fits (a frame larger than the whole
+    /// budget waits for all of it).
+    async fn acquire(&self, len: usize) -> Option<OwnedSemaphorePermit> {
+        let kib = u32::try_from(len.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.total_kib);
+        Arc::clone(&self.kib).acquire_many_owned(kib).await.ok()
+    }
+}
+
+/// The driver's side of a connection's outgoing queue, with its byte count.
+#[derive(Debug)]
+pub(crate) struct OutQueue {
+    tx: mpsc::Sender<Out>,
+    bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
+}
+
+/// Why a frame could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QueueError {
+    /// Too many frames or bytes waiting: the peer does not read.
+    Full,
+    /// The connection task is gone.
+    Gone,
+}
+
+impl OutQueue {
+    /// Queues a frame without waiting. With `bound_bytes`, a frame that would
+    /// take the queued bytes over the limit is refused as [`QueueError::Full`].
+    pub(crate) fn push_frame(&self, frame: Bytes, bound_bytes: bool) -> Result<(), QueueError> {
+        let len = frame.len();
+        let queued = self.bytes.fetch_add(len, Ordering::Relaxed);
+        if bound_bytes && queued.saturating_add(len) > self.max_bytes {
+            self.bytes.fetch_sub(len, Ordering::Relaxed);
+            return Err(QueueError::Full);
+        }
+        self.tx.try_send(Out::Frame(frame)).map_err(|e| {
+            self.bytes.fetch_sub(len, Ordering::Relaxed);
+            match e {
+                mpsc::error::TrySendError::Full(_) => QueueError::Full,
+                mpsc::error::TrySendError::Closed(_) => QueueError::Gone,
+            }
+        })
+    }
+
+    /// Queues a close without waiting.
+    pub(crate) fn push_close(&self, code: u16, reason: String) -> Result<(), QueueError> {
+        self.tx
+            .try_send(Out::Close { code, reason })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => QueueError::Full,
+                mpsc::error::TrySendError::Closed(_) => QueueError::Gone,
+            })
+    }
+
+    /// Waits until the queue has room for one more item (the client driver's
+    /// backpressure); `false` if the connection task is gone.
+    pub(crate) async fn has_room(&self) -> bool {
+        self.tx.reserve().await.is_ok()
+    }
+}
+
+/// Everything a connection task needs besides its socket.
+pub(crate) struct ConnTask {
+    id: u64,
+    events: mpsc::Sender<(u64, ConnEvent)>,
+    budget: Budget,
+    out: mpsc::Receiver<Out>,
+    bytes: Arc<AtomicUsize>,
+    idle: Duration,
+    ping: Duration,
+}
+
+/// A new connection's queue and task state: the driver keeps the [`OutQueue`]
+/// and spawns [`run_conn`] with the [`ConnTask`].
+pub(crate) fn conn_pair(
+    id: u64,
+    events: mpsc::Sender<(u64, ConnEvent)>,
+    budget: Budget,
+    limits: &WsLimits,
+) -> (OutQueue, ConnTask) {
+    let (tx, rx) = mpsc::channel(limits.queue());
+    let bytes = Arc::new(AtomicUsize::new(0));
+    (
+        OutQueue {
+            tx,
+            bytes: Arc::clone(&bytes),
+            max_bytes: limits.outgoing_bytes.max(1),
+        },
+        ConnTask {
+            id,
+            events,
+            budget,
+            out: rx,
+            bytes,
+            idle: limits.idle(),
+            ping: limits.ping_interval(),
+        },
+    )
+}
+
+/// How the read half ended.
+#[derive(Debug)]
+enum ReadEnd {
+    /// The peer sent a close frame (tungstenite queued the reply).
+    PeerClosed,
+    /// The stream ended or failed.
+    Gone(String),
+    /// A message over the size limit.
+    TooBig(String),
+    /// Nothing received for the idle timeout.
+    Idle,
+    /// The driver stopped listening.
+    DriverGone,
+}
+
+/// How the write half ended.
+#[derive(Debug)]
+enum WriteEnd {
+    /// The driver asked for a close, which was sent.
+    Closed,
+    /// Writing failed or stalled.
+    Failed(String),
+    /// The driver dropped the queue.
+    DriverGone,
+}
+
+/// Runs one connection until it closes, then reports [`ConnEvent::Closed`].
+pub(crate) async fn run_conn(ws: Socket, task: ConnTask) {
+    let ConnTask {
+        id,
+        events,
+        budget,
+        mut out,
+        bytes,
+        idle,
+        ping,
+    } = task;
+    let (mut sink, mut stream) = ws.split();
+    let ended = {
+        let reader = read_loop(&mut stream, id, &events, &budget, idle);
+        let writer = write_loop(&mut sink, &mut out, &bytes, idle, ping);
+        tokio::pin!(reader, writer);
+        tokio::select! {
+            end = &mut reader => Ok(end),
+            end = &mut writer => {
+                if matches!(end, WriteEnd::Closed) {
+                    // Our close frame is out: give the peer a moment to answer it.
+                    let _ = timeout(CLOSE_LINGER, &mut reader).await;
+                }
+                Err(end)
+            }
+        }
+    };
+    match &ended {
+        Ok(ReadEnd::PeerClosed) => {
+            // Flush tungstenite's reply to the peer's close frame.
+            let _ = timeout(CLOSE_LINGER, sink.close()).await;
+        }
+        Ok(ReadEnd::TooBig(e)) => {
+            tracing::info!(conn = id, error = %e, "message over the size limit: closing");
+            let frame = close_frame(1009, "message too big");
+            let _ = timeout(CLOSE_LINGER, sink.send(frame)).await;
+        }
+        Ok(ReadEnd::Idle) => {
+            tracing::info!(conn = id, "idle timeout: closing");
+            let frame = close_frame(1001, "idle timeout");
+            let _ = timeout(CLOSE_LINGER, sink.send(frame)).await;
+        }
+        Ok(ReadEnd::Gone(e)) => tracing::debug!(conn = id, error = %e, "connection ended"),
+        Err(WriteEnd::Failed(e)) => tracing::debug!(conn = id, error = %e, "write failed"),
+        Ok(ReadEnd::DriverGone) | Err(WriteEnd::Closed | WriteEnd::DriverGone) => {}
+    }
+    drop(sink);
+    drop(stream);
+    let _ = events.send((id, ConnEvent::Closed)).await;
+}
+
+async fn read_loop(
+    stream: &mut SplitStream<Socket>,
+    id: u64,
+    events: &mpsc::Sender<(u64, ConnEvent)>,
+    budget: &Budget,
+    idle: Duration,
+) -> ReadEnd {
+    loop {
+        let Ok(next) = timeout(idle, stream.next()).await else {
+            return ReadEnd::Idle;
+        };
+        let event = match next {
+            None => return ReadEnd::Gone("end of stream".into()),
+            Some(Ok(Message::Text(text))) => {
+                let Some(permit) = budget.acquire(text.len()).await else {
+                    return ReadEnd::DriverGone;
+                };
+                ConnEvent::Frame(Bytes::from(text), Some(permit))
+            }
+            Some(Ok(Message::Binary(_))) => ConnEvent::Binary,
+            Some(Ok(Message::Close(_))) => return ReadEnd::PeerClosed,
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+            Some(Err(WsError::Capacity(e))) => return ReadEnd::TooBig(e.to_string()),
+            Some(Err(e)) => return ReadEnd::Gone(e.to_string()),
+        };
+        if events.send((id, event)).await.is_err() {
+            return ReadEnd::DriverGone;
+        }
+    }
+}
+
+async fn write_loop(
+    sink: &mut SplitSink<Socket, Message>,
+    out: &mut mpsc::Receiver<Out>,
+    bytes: &AtomicUsize,
+    stall: Duration,
+    ping_every: Duration,
+) -> WriteEnd {
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        let msg = tokio::select! {
+            next = out.recv() => match next {
+                Some(Out::Frame(frame)) => {
+                    bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+                    match Utf8Bytes::try_from(frame) {
+                        Ok(text) => Message::Text(text),
+                        Err(_) => {
+                            tracing::warn!("dropping a frame that is not UTF-8");
+                            continue;
+                        }
+                    }
+                }
+                Some(Out::Close { code, reason }) => {
+                    let _ = timeout(CLOSE_LINGER, sink.send(close_frame(code, &reason))).await;
+                    return WriteEnd::Closed;
+                }
+                None => return WriteEnd::DriverGone,
+            },
+            _ = ping.tick() => Message::Ping(Bytes::new()),
+        };
+        match timeout(stall, sink.send(msg)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return WriteEnd::Failed(e.to_string()),
+            Err(_) => return WriteEnd::Failed("write stalled for the idle timeout".into()),
+        }
+    }
+}
+
+/// A close message; the reason is cut to fit a control frame (123 bytes).
+fn close_frame(code: u16, reason: &str) -> Message {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: Utf8Bytes::from(reason.get(..end).unwrap_or_default()),
+    }))
+}
+
+/// Opens a WebSocket to a `ws://` URL within the handshake timeout.
+pub(crate) async fn dial(url: &str, limits: &WsLimits) -> Result<Socket, String> {
+    let request = url
+        .into_client_request()
+        .map_err(|e| format!("bad URL {url}: {e}"))?;
+    let uri = request.uri();
+    match uri.scheme_str() {
+        Some("ws") => {}
+        Some("wss") => return Err(format!("{url}: wss:// is not supported by this adapter")),
+        _ => return Err(format!("{url}: not a ws:// URL")),
+    }
+    let host = uri
+        .host()
+        .ok_or_else(|| format!("{url}: no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(80);
+    let config = limits.ws_config();
+    let connect = async move {
+        let tcp = TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| format!("connect to {host}:{port}: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        let (ws, _response) = tokio_tungstenite::client_async_with_config(
+            request,
+            Prefixed::new(tcp, Vec::new()),
+            Some(config),
+        )
+        .await
+        .map_err(|e| format!("WebSocket handshake with {host}:{port}: {e}"))?;
+        Ok(ws)
+    };
+    timeout(limits.handshake_timeout, connect)
+        .await
+        .map_err(|_| format!("{url}: handshake timeout"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_fit_a_control_frame() {
+        let long = "é".repeat(100);
+        let Message::Close(Some(frame)) = close_frame(1000, &long) else {
+            panic!("not a close frame");
+        };
+        assert!(frame.reason.len() <= 123);
+        assert_eq!(u16::from(frame.code), 1000);
+    }
+}
