@@ -110,11 +110,17 @@ pub struct WsLimits {
     pub max_write_buffer: usize,
     /// Most frames queued for one link. A server link or user whose queue is
     /// full is a slow reader: it is disconnected (the core is told the link
-    /// closed), so memory never grows with a peer that does not read. Default 4096.
+    /// closed), so memory never grows with a peer that does not read.
+    /// Default 16 384: the core sends a whole roster in one burst (one
+    /// `USER_ADVERTISE` per online user to a user who just said hello), and
+    /// a burst larger than this queue would disconnect a healthy peer.
+    /// (The client driver instead waits for room: its frames are its own.)
     pub outgoing_queue: usize,
     /// Most bytes queued for one link (counting each queued frame in full, even
     /// when it is shared with other links); beyond it, as for
-    /// [`outgoing_queue`](Self::outgoing_queue). Default 16 MiB.
+    /// [`outgoing_queue`](Self::outgoing_queue). Default 16 MiB (a roster of
+    /// about 13 000 users at ~1.2 KiB per advert). This is what bounds a
+    /// server's memory per link; the client driver does not apply it.
     pub outgoing_bytes: usize,
     /// Longest time from TCP accept (or connect) to a completed WebSocket
     /// upgrade. Default 10 s: a connection that sends nothing, or trickles its
@@ -138,7 +144,7 @@ impl Default for WsLimits {
             read_buffer: 4 * 1024,
             write_buffer: 0,
             max_write_buffer: 4 * 1024 * 1024,
-            outgoing_queue: 4096,
+            outgoing_queue: 16 * 1024,
             outgoing_bytes: 16 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
