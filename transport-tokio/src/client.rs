@@ -455,6 +455,7 @@ impl Driver {
                     self.conn_tx.clone(),
                     self.budget.clone(),
                     &self.opts.limits,
+                    self.clock,
                 );
                 self.tasks.spawn(conn::run_conn(*ws, task));
                 self.link = Link::Open { id, queue };

@@ -4,7 +4,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
-use crate::WsLimits;
+use crate::{Clock, WsLimits};
 
 /// How long a closing connection waits for the peer's close frame (or to
 /// flush its own) before dropping the socket.
@@ -168,6 +168,9 @@ pub(crate) struct OutQueue {
     tx: mpsc::Sender<Out>,
     bytes: Arc<AtomicUsize>,
     max_bytes: usize,
+    /// When the connection last received anything (frame, ping or pong), in
+    /// the [`Clock`]'s microseconds; 0 before the first.
+    pub(crate) heard: Arc<AtomicU64>,
 }
 
 /// Why a frame could not be queued.
@@ -224,6 +227,8 @@ pub(crate) struct ConnTask {
     bytes: Arc<AtomicUsize>,
     idle: Duration,
     ping: Duration,
+    heard: Arc<AtomicU64>,
+    clock: Clock,
 }
 
 /// A new connection's queue and task state: the driver keeps the [`OutQueue`]
@@ -233,14 +238,17 @@ pub(crate) fn conn_pair(
     events: mpsc::Sender<(u64, ConnEvent)>,
     budget: Budget,
     limits: &WsLimits,
+    clock: Clock,
 ) -> (OutQueue, ConnTask) {
     let (tx, rx) = mpsc::channel(limits.queue());
     let bytes = Arc::new(AtomicUsize::new(0));
+    let heard = Arc::new(AtomicU64::new(0));
     (
         OutQueue {
             tx,
             bytes: Arc::clone(&bytes),
             max_bytes: limits.outgoing_bytes.max(1),
+            heard: Arc::clone(&heard),
         },
         ConnTask {
             id,
@@ -250,6 +258,8 @@ pub(crate) fn conn_pair(
             bytes,
             idle: limits.idle(),
             ping: limits.ping_interval(),
+            heard,
+            clock,
         },
     )
 }
@@ -290,10 +300,12 @@ pub(crate) async fn run_conn(ws: Socket, task: ConnTask) {
         bytes,
         idle,
         ping,
+        heard,
+        clock,
     } = task;
     let (mut sink, mut stream) = ws.split();
     let ended = {
-        let reader = read_loop(&mut stream, id, &events, &budget, idle);
+        let reader = read_loop(&mut stream, id, &events, &budget, idle, &heard, clock);
         let writer = write_loop(&mut sink, &mut out, &bytes, idle, ping);
         tokio::pin!(reader, writer);
         tokio::select! {
@@ -337,11 +349,14 @@ async fn read_loop(
     events: &mpsc::Sender<(u64, ConnEvent)>,
     budget: &Budget,
     idle: Duration,
+    heard: &AtomicU64,
+    clock: Clock,
 ) -> ReadEnd {
     loop {
         let Ok(next) = timeout(idle, stream.next()).await else {
             return ReadEnd::Idle;
         };
+        heard.store(clock.now().mono.as_micros(), Ordering::Relaxed);
         let event = match next {
             None => return ReadEnd::Gone("end of stream".into()),
             Some(Ok(Message::Text(text))) => {

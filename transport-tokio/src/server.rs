@@ -58,11 +58,14 @@ impl core::fmt::Debug for ServerHandle {
     }
 }
 
+/// A read-only look at the server, run inside the driver.
+type InspectFn = Box<dyn FnOnce(&Server) + Send>;
+
 /// Commands from the handle.
-#[derive(Debug)]
 enum Ctrl {
     Shutdown,
     Kill,
+    Inspect(InspectFn),
 }
 
 impl ServerHandle {
@@ -84,6 +87,21 @@ impl ServerHandle {
     #[must_use]
     pub fn server_id(&self) -> String {
         self.server_id.borrow().clone()
+    }
+
+    /// Runs `f` on the server inside its driver (read only: rosters, links,
+    /// the public channel) and returns its result, or `None` if the server
+    /// has stopped. For status pages, metrics and tests.
+    pub async fn with<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Server) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = oneshot::channel();
+        let inspect: InspectFn = Box::new(move |server: &Server| {
+            let _ = tx.send(f(server));
+        });
+        self.ctrl.send(Ctrl::Inspect(inspect)).ok()?;
+        rx.await.ok()
     }
 
     /// How many store operations have failed so far (each is logged).
@@ -363,6 +381,7 @@ impl Driver {
             tokio::select! {
                 ctrl = ch.ctrl.recv() => match ctrl {
                     Some(Ctrl::Kill) => break Stop::Kill,
+                    Some(Ctrl::Inspect(f)) => f(&self.server),
                     Some(Ctrl::Shutdown) | None => break Stop::Graceful,
                 },
                 Some((id, event)) = ch.conn.recv() => self.on_conn_event(LinkId(id), event),
@@ -371,6 +390,19 @@ impl Driver {
                 Some(_) = self.conns.join_next() => {}
                 Some(_) = self.dials.join_next() => {}
                 () = sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                    // A frame received but still queued behind seconds of
+                    // work (a file relayed piece by piece, an RSA signature
+                    // each) is evidence its link is alive: tell the core what
+                    // the sockets heard before its timers judge liveness.
+                    let now = self.clock.now();
+                    for (link, slot) in &self.links {
+                        if let Slot::Open { queue, .. } = slot {
+                            let heard = queue.heard.load(std::sync::atomic::Ordering::Relaxed);
+                            if heard > 0 {
+                                self.server.handle_heard(now, *link, socp_core::time::Instant::from_micros(heard));
+                            }
+                        }
+                    }
                     self.server.handle_timeout(self.clock.now());
                 }
             }
@@ -570,6 +602,7 @@ impl Driver {
             self.conn_tx.clone(),
             self.budget.clone(),
             &self.limits,
+            self.clock,
         );
         let handle = self.conns.spawn(async move {
             let _permit = permit;

@@ -445,6 +445,18 @@ impl Server {
         );
     }
 
+    /// The adapter's socket for `link` received something at `at` (a frame
+    /// not yet handed over, a WebSocket ping or pong). Liveness only: a busy
+    /// server whose input queue holds a peer's heartbeat behind seconds of
+    /// work must not declare that peer dead. Call it before
+    /// [`Server::handle_timeout`]; `at` later than `now` is clamped.
+    pub fn handle_heard(&mut self, now: Now, link: LinkId, at: Instant) {
+        self.now = now;
+        if let Some(l) = self.links.get_mut(&link) {
+            l.last_rx = l.last_rx.max(at.min(now.mono));
+        }
+    }
+
     /// `link` closed (or a dial of ours failed).
     pub fn handle_closed(&mut self, now: Now, link: LinkId) {
         self.now = now;
