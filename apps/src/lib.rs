@@ -2,7 +2,11 @@
 //! kept here so integration tests can reach them.
 //!
 //! - [`store`]: the SQLite [`Store`](socp_core::server::Store) a server
-//!   persists to (SOCP §15 tables).
+//!   persists to (SOCP §15 tables);
+//! - [`config`]: flags, environment variables, config files, introducer lists;
+//! - [`keyfile`]: the server's key on disk; [`node`]: starting a server;
+//! - [`repl`] and [`render`]: `socp client`; [`demo`]: `socp demo`;
+//! - [`logging`]: tracing setup.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -14,4 +18,11 @@
     clippy::indexing_slicing
 )]
 
+pub mod config;
+pub mod demo;
+pub mod keyfile;
+pub mod logging;
+pub mod node;
+pub mod render;
+pub mod repl;
 pub mod store;
