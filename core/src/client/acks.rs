@@ -15,6 +15,8 @@
 //!   server that never acknowledges (another SOCP implementation) would
 //!   otherwise get every message again after every reconnect, and its
 //!   clients, which do not deduplicate by `msg_id`, would show them twice.
+//!   What waits for an ACK when a link dies before the first ACK ever came is
+//!   given up at the next login (never resent later).
 //! - An `ACK` means our server passed the piece on, not that it arrived: a
 //!   server further on may still answer `ERROR USER_NOT_FOUND`. socp servers
 //!   put the piece's `msg_ref` in that error, and the message then fails with
@@ -169,7 +171,16 @@ impl Client {
     /// After a new login: put what was never acknowledged back at the head
     /// of the outbox, in the order it was first sent.
     pub(super) fn requeue_unacked(&mut self) {
-        if !self.server_acks || self.unacked.is_empty() {
+        if self.unacked.is_empty() {
+            return;
+        }
+        if !self.server_acks {
+            // This server never acknowledged anything: it may not speak
+            // socp's ACK at all. Give the waiting messages up now, rather
+            // than resend them at some later login, long after the fact (and
+            // perhaps to a recipient whose app was restarted meanwhile,
+            // whose replay filter no longer knows them).
+            self.unacked.clear();
             return;
         }
         let mut entries: Vec<Unacked> = std::mem::take(&mut self.unacked).into_values().collect();
