@@ -61,7 +61,8 @@
 //! a link is lost or resent after the reconnect (same `msg_id`, fresh `ts`;
 //! receivers drop pieces they already have). "Once" is per client: a client's
 //! replay filter lives in memory, so a resend that reaches a user after it
-//! restarted its app is shown again by the new client (see
+//! restarted its app would be shown again by the new client; the sender keeps
+//! that window short by resending only at its next login (see
 //! `regression_a_message_unacknowledged_before_the_first_ack_is_resent_late`).
 //!
 //! Cost and case count: real clients pay for RSA-4096 (a PSS signature and an
@@ -1145,14 +1146,14 @@ fn shown(sim: &Sim, idx: usize) -> Vec<String> {
 }
 
 /// Found by the model (a `DmAndDrop` whose ACK was lost, then a crash much
-/// later): a client whose link dies before it has received its first ACK keeps
-/// the unacknowledged message but does not resend it at the next login
-/// (`requeue_unacked` waits for `server_acks`); it resends it at some later
-/// login, once any other message was acknowledged, with a fresh `ts`. By then
-/// the recipient may have restarted its client, whose replay filter is new, and
-/// the message is shown a second time.
+/// later): a client whose link died before it had received its first ACK kept
+/// the unacknowledged message without resending it at the next login
+/// (`requeue_unacked` waits for `server_acks`), and resent it at some later
+/// login, once another message was acknowledged, with a fresh `ts`. By then
+/// the recipient had restarted its client, whose replay filter was new, and
+/// the message was shown a second time. Fixed in 0cb94ab: such messages are
+/// given up at the next login.
 #[test]
-#[ignore = "bug: a message unacknowledged before the client's first ACK is resent at a later login, not the next, and can be shown twice"]
 fn regression_a_message_unacknowledged_before_the_first_ack_is_resent_late() {
     let mut sim = Sim::new(94);
     sim.net.latency_min = Duration::from_millis(10);
