@@ -38,12 +38,13 @@
 //!   every reachable online user, never by its sender; with no partition pending
 //!   the sender fans it out to exactly the online users (`Sent` and `Acked` per
 //!   member) and gets no error;
-//! - nothing is ever shown twice by a client, by a user it was not sent to, with
-//!   a text nobody sent, from another sender or with a failed status; servers
-//!   hand each encrypted piece to a client once (the hook's replays aside), so
-//!   the client's own deduplication hides no server duplicate; no frame carrying
-//!   a message reaches a client it is not addressed to; no pinned key ever
-//!   changes; the only `ERROR` a client ever gets is `USER_NOT_FOUND`;
+//! - nothing is ever shown twice to a user (counting every client it ran), to
+//!   a user it was not sent to, with a text nobody sent, from another sender
+//!   or with a failed status; servers hand each encrypted piece to a client
+//!   once (the hook's replays aside), so the client's own deduplication hides
+//!   no server duplicate; no frame carrying a message reaches a client it is
+//!   not addressed to; no pinned key ever changes; the only `ERROR` a client
+//!   ever gets is `USER_NOT_FOUND`;
 //! - a user the model says is online has its client connected to the server
 //!   the model predicts (its own, or after a crash the next live one in its
 //!   list), and an offline user's client is not connected;
@@ -56,13 +57,14 @@
 //!   heartbeat interval.
 //!
 //! "Shown at all" is asserted only where the model knows both ends stayed
-//! connected and reachable; everywhere else only "at most once per client, and
-//! only to its recipient", which holds whether a message whose frames died with
-//! a link is lost or resent after the reconnect (same `msg_id`, fresh `ts`;
-//! receivers drop pieces they already have). "Once" is per client: a client's
-//! replay filter lives in memory, so a resend that reaches a user after it
-//! restarted its app would be shown again by the new client; the sender keeps
-//! that window short by resending only at its next login (see
+//! connected and reachable; everywhere else only "at most once, and only to its
+//! recipient", which holds whether a message whose frames died with a link is
+//! lost or resent after the reconnect (same `msg_id`, fresh `ts`; receivers drop
+//! pieces they already have). A client's replay filter lives in memory, so a
+//! resend reaching a user whose app restarted after the first copy arrived
+//! would be shown again by the new client; clients resend only at their next
+//! login, and no step restarts a recipient between a sender losing its link
+//! and that login, so "once" is required per user, not just per client (see
 //! `regression_a_message_unacknowledged_before_the_first_ack_is_resent_late`).
 //!
 //! Cost and case count: real clients pay for RSA-4096 (a PSS signature and an
@@ -812,12 +814,14 @@ impl Harness {
                             text,
                             status
                         );
+                        // Once per user, across its clients: see the module docs.
                         let seen = self.delivered.entry(text.clone()).or_default();
                         prop_assert!(
-                            seen.iter().all(|d| d.1 != slot),
-                            "{:?} delivered twice to user {} (slot {})",
+                            seen.iter().all(|d| d.0 != v),
+                            "{:?} shown twice to user {}: slots {:?} and {}",
                             text,
                             v,
+                            seen,
                             slot
                         );
                         seen.push((v, slot, *status));
