@@ -1215,7 +1215,6 @@ fn regression_a_message_unacknowledged_before_the_first_ack_is_resent_late() {
 /// race exists without a partition, whenever a USER_REMOVE is in flight to the
 /// introducer as it answers a join.
 #[test]
-#[ignore = "bug: a WELCOME's second-hand user entry for an already-linked home server is never dropped"]
 fn regression_a_welcome_after_the_home_link_leaves_a_ghost_user() {
     let ops = [
         Op::Crash { server: 1 },

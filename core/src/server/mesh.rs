@@ -276,6 +276,13 @@ impl Server {
         if home == self.id {
             return;
         }
+        // A home server we are linked to speaks for its users itself (its
+        // adverts and removes reach us first-hand): a WELCOME's second-hand
+        // view of them may be stale (a remove still on its way to the
+        // introducer) and would leave a ghost nobody corrects.
+        if self.servers.get(&home).is_some_and(|s| s.link.is_some()) {
+            return;
+        }
         if let Ok((key, _)) = RsaPublic::from_wire(&info.pubkey) {
             let wire = key.to_wire();
             match self.user_keys.get(&info.user_id) {
