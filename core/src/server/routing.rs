@@ -25,6 +25,14 @@ use crate::wire::{Envelope, ErrorCode, MsgType};
 /// SOCP peers ignore unknown keys).
 const CARRIED_KEYS: [&str; 3] = ["msg_id", "part", "parts"];
 
+/// The next hop of a frame for a user (see `Server::next_hop`).
+enum NextHop {
+    /// The user is ours: its link.
+    Local(LinkId),
+    /// The user's home server (by id) and our link to it.
+    Home(String, LinkId),
+}
+
 /// A direct message on its way, whichever frame carried it.
 struct Dm {
     sender: String,
@@ -119,22 +127,30 @@ impl Server {
         self.route_dm(now, link, Some(link_server), msg);
     }
 
+    /// Where a frame for `user` goes next: its link if it is ours, else the
+    /// link to its home server (never back to `from_server`, the server it
+    /// came from); `None` when it is not reachable.
+    fn next_hop(&self, user: &str, from_server: Option<&str>) -> Option<NextHop> {
+        match self.locations.get(user)? {
+            Location::Local => self.local_users.get(user).map(|&link| NextHop::Local(link)),
+            Location::Server(home) if Some(home.as_str()) != from_server => {
+                let link = self.servers.get(home)?.link?;
+                Some(NextHop::Home(home.clone(), link))
+            }
+            Location::Server(_) => None,
+        }
+    }
+
     /// Routes a DM onwards; `false` (after telling the originator
     /// USER_NOT_FOUND) when its recipient is not reachable.
     fn route_dm(&mut self, now: Now, link: LinkId, from_server: Option<&str>, dm: Dm) -> bool {
-        match self.locations.get(&dm.recipient).cloned() {
-            Some(Location::Local) => {
-                let Some(&target) = self.local_users.get(&dm.recipient) else {
-                    self.not_found(
-                        now,
-                        link,
-                        from_server,
-                        &dm.sender,
-                        &dm.recipient,
-                        ack_ref(&dm.recipient, &dm.carried),
-                    );
-                    return false;
-                };
+        let Some(hop) = self.next_hop(&dm.recipient, from_server) else {
+            let msg_ref = ack_ref(&dm.recipient, &dm.carried);
+            self.not_found(now, link, from_server, &dm.sender, &dm.recipient, msg_ref);
+            return false;
+        };
+        let (target, frame) = match hop {
+            NextHop::Local(target) => {
                 let deliver = UserDeliver {
                     ciphertext: dm.ciphertext,
                     sender: dm.sender,
@@ -144,21 +160,9 @@ impl Server {
                 };
                 let frame =
                     self.signed_frame_with(&dm.recipient, dm.ts, deliver.into(), dm.carried);
-                self.send(target, frame);
-                true
+                (target, frame)
             }
-            Some(Location::Server(home)) if Some(home.as_str()) != from_server => {
-                let Some(target) = self.servers.get(&home).and_then(|s| s.link) else {
-                    self.not_found(
-                        now,
-                        link,
-                        from_server,
-                        &dm.sender,
-                        &dm.recipient,
-                        ack_ref(&dm.recipient, &dm.carried),
-                    );
-                    return false;
-                };
+            NextHop::Home(home, target) => {
                 let deliver = ServerDeliver {
                     user_id: dm.recipient,
                     ciphertext: dm.ciphertext,
@@ -168,21 +172,11 @@ impl Server {
                     orig_ts: Some(dm.ts),
                 };
                 let frame = self.signed_frame_with(&home, dm.ts, deliver.into(), dm.carried);
-                self.send(target, frame);
-                true
+                (target, frame)
             }
-            _ => {
-                self.not_found(
-                    now,
-                    link,
-                    from_server,
-                    &dm.sender,
-                    &dm.recipient,
-                    ack_ref(&dm.recipient, &dm.carried),
-                );
-                false
-            }
-        }
+        };
+        self.send(target, frame);
+        true
     }
 
     /// `ACK {msg_ref}` to a local user for a frame the server accepted and
@@ -303,37 +297,18 @@ impl Server {
             }
             return;
         }
-        match self.locations.get(&env.to).cloned() {
-            Some(Location::Local) => {
-                if let Some(&target) = self.local_users.get(&env.to) {
-                    self.send(target, local_frame);
-                    self.send_ack(now, link, ack);
-                }
+        match self.next_hop(&env.to, from_server) {
+            Some(NextHop::Local(target)) => self.send(target, local_frame),
+            Some(NextHop::Home(_, target)) => {
+                let frame = self.resigned(env);
+                self.send(target, frame);
             }
-            Some(Location::Server(home)) if Some(home.as_str()) != from_server => {
-                if let Some(target) = self.servers.get(&home).and_then(|s| s.link) {
-                    let frame = self.resigned(env);
-                    self.send(target, frame);
-                    self.send_ack(now, link, ack);
-                } else {
-                    self.not_found(
-                        now,
-                        link,
-                        from_server,
-                        &env.from,
-                        &env.to,
-                        ack_ref(&env.to, &env.payload),
-                    );
-                }
+            None => {
+                let msg_ref = ack_ref(&env.to, &env.payload);
+                self.not_found(now, link, from_server, &env.from, &env.to, msg_ref);
+                return;
             }
-            _ => self.not_found(
-                now,
-                link,
-                from_server,
-                &env.from,
-                &env.to,
-                ack_ref(&env.to, &env.payload),
-            ),
         }
+        self.send_ack(now, link, ack);
     }
 }
