@@ -665,15 +665,18 @@ fn acked(sim: &Sim, idx: usize) -> Vec<socp_core::client::MessageId> {
         .collect()
 }
 
-/// A hook that drops frames of type `t` between user `u` and its server, in
-/// the direction chosen by `to_user`, while `armed` is set.
-fn drop_while(
-    u: usize,
-    t: MsgType,
-    to_user: bool,
-    armed: std::rc::Rc<std::cell::Cell<bool>>,
-) -> Box<dyn FnMut(&mut InFlight) -> Verdict> {
-    Box::new(move |flight: &mut InFlight| {
+/// Sends a first DM, so the server has acknowledged something and resending is on.
+fn warm_up(sim: &mut Sim, from: usize, to: &str) {
+    sim.client_do(from, |c, now| c.send_direct(now, to, "warm-up"));
+    sim.run_for(Duration::from_secs(1));
+}
+
+/// Drops frames of type `t` between user `u` and its server (towards the
+/// user if `to_user`, else from it) until the returned switch is turned off.
+fn drop_frames(sim: &mut Sim, u: usize, t: MsgType, to_user: bool) -> Rc<std::cell::Cell<bool>> {
+    let armed = Rc::new(std::cell::Cell::new(true));
+    let on = Rc::clone(&armed);
+    sim.set_hook(Box::new(move |flight: &mut InFlight| {
         let user = Endpoint::User { idx: u };
         let ours = if to_user {
             flight.to == user
@@ -682,12 +685,21 @@ fn drop_while(
         };
         let is_t =
             Envelope::decode(&flight.frame, &Limits::default()).is_ok_and(|env| env.msg_type == t);
-        if armed.get() && ours && is_t {
+        if on.get() && ours && is_t {
             Verdict::Drop
         } else {
             Verdict::Deliver
         }
-    })
+    }));
+    armed
+}
+
+/// Stops dropping, cuts user `u`'s link and lets its client log in again.
+fn reconnect(sim: &mut Sim, u: usize, armed: &std::cell::Cell<bool>) {
+    armed.set(false);
+    sim.disconnect_user(u);
+    sim.run_for(Duration::from_secs(5));
+    assert!(sim.client(u).is_connected());
 }
 
 #[test]
@@ -706,26 +718,15 @@ fn every_piece_is_acknowledged_by_the_server() {
 fn a_dm_lost_with_its_link_is_resent_once_after_reconnect() {
     let (mut sim, alice, bob, _) = alice_and_bob(31);
     let bob_id = id(&sim, bob);
-    // The server has acknowledged before: resending is on.
-    sim.client_do(alice, |c, now| c.send_direct(now, &bob_id, "warm-up"));
-    sim.run_for(Duration::from_secs(1));
+    warm_up(&mut sim, alice, &bob_id);
     // The next DM's frames die with the link.
-    let armed = std::rc::Rc::new(std::cell::Cell::new(true));
-    sim.set_hook(drop_while(
-        alice,
-        MsgType::MsgDirect,
-        false,
-        std::rc::Rc::clone(&armed),
-    ));
+    let armed = drop_frames(&mut sim, alice, MsgType::MsgDirect, false);
     let lost = sim.client_do(alice, |c, now| {
         c.send_direct(now, &bob_id, "lost in transit")
     });
     sim.run_for(Duration::from_millis(100));
     assert_eq!(sim.client(alice).unacknowledged(), 1);
-    armed.set(false);
-    sim.disconnect_user(alice);
-    sim.run_for(Duration::from_secs(5));
-    assert!(sim.client(alice).is_connected());
+    reconnect(&mut sim, alice, &armed);
     let got: Vec<String> = messages(&sim, bob).into_iter().map(|m| m.1).collect();
     assert_eq!(
         got,
@@ -739,24 +740,14 @@ fn a_dm_lost_with_its_link_is_resent_once_after_reconnect() {
 fn a_resend_of_a_delivered_message_is_shown_once() {
     let (mut sim, alice, bob, _) = alice_and_bob(32);
     let bob_id = id(&sim, bob);
-    sim.client_do(alice, |c, now| c.send_direct(now, &bob_id, "warm-up"));
-    sim.run_for(Duration::from_secs(1));
+    warm_up(&mut sim, alice, &bob_id);
     // The DM arrives, but its ACKs are lost: Alice cannot know, and resends.
-    let armed = std::rc::Rc::new(std::cell::Cell::new(true));
-    sim.set_hook(drop_while(
-        alice,
-        MsgType::Ack,
-        true,
-        std::rc::Rc::clone(&armed),
-    ));
+    let armed = drop_frames(&mut sim, alice, MsgType::Ack, true);
     let long = "twice? ".repeat(150);
     sim.client_do(alice, |c, now| c.send_direct(now, &bob_id, &long));
     sim.run_for(Duration::from_millis(500));
     assert_eq!(sim.client(alice).unacknowledged(), 1);
-    armed.set(false);
-    sim.disconnect_user(alice);
-    sim.run_for(Duration::from_secs(5));
-    assert!(sim.client(alice).is_connected());
+    reconnect(&mut sim, alice, &armed);
     assert_eq!(sim.client(alice).unacknowledged(), 0);
     let got: Vec<String> = messages(&sim, bob).into_iter().map(|m| m.1).collect();
     assert_eq!(got, vec!["warm-up".to_owned(), long]);
