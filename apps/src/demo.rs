@@ -248,7 +248,7 @@ pub async fn run() -> Result<Summary, String> {
         alice
             .with(move |c, now| c.send_direct(now, &to, &body))
             .await;
-        let got = wait_message(&mut bob, text).await;
+        let got = wait_message(&mut bob, text, false).await;
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         summary.dm_latency_ms.push(ms);
         transcript(&name(&alice_id), "bob", text, got.as_deref(), ms);
@@ -262,7 +262,7 @@ pub async fn run() -> Result<Summary, String> {
     let to = alice_id.clone();
     let body = long.clone();
     bob.with(move |c, now| c.send_direct(now, &to, &body)).await;
-    let got = wait_message(&mut alice, &long).await;
+    let got = wait_message(&mut alice, &long, false).await;
     let ms = t0.elapsed().as_secs_f64() * 1e3;
     say(&format!(
         "      bob -> alice: {} bytes in {} parts [{}] {ms:.1} ms",
@@ -278,8 +278,8 @@ pub async fn run() -> Result<Summary, String> {
     say("[7/8] carol posts to the public channel");
     let text = "hello everyone, from carol";
     carol.with(move |c, now| c.send_public(now, text)).await;
-    let to_alice = wait_public(&mut alice, text).await;
-    let to_bob = wait_public(&mut bob, text).await;
+    let to_alice = wait_message(&mut alice, text, true).await;
+    let to_bob = wait_message(&mut bob, text, true).await;
     say(&format!(
         "      carol -> public: alice [{}], bob [{}]",
         to_alice.as_deref().unwrap_or("NOT DELIVERED"),
@@ -437,21 +437,10 @@ async fn wait(
     }
 }
 
-/// The status of the DM `text` when it arrives.
-async fn wait_message(handle: &mut ClientHandle, text: &str) -> Option<String> {
+/// The status of the message `text` (a DM, or public) when it arrives.
+async fn wait_message(handle: &mut ClientHandle, text: &str, public: bool) -> Option<String> {
     match wait(handle, |u| {
-        matches!(u, ClientUpdate::Event(ClientEvent::Message { text: t, public: false, .. }) if t == text)
-    })
-    .await?
-    {
-        ClientUpdate::Event(ClientEvent::Message { status, .. }) => Some(status.as_str().to_owned()),
-        _ => None,
-    }
-}
-
-async fn wait_public(handle: &mut ClientHandle, text: &str) -> Option<String> {
-    match wait(handle, |u| {
-        matches!(u, ClientUpdate::Event(ClientEvent::Message { text: t, public: true, .. }) if t == text)
+        matches!(u, ClientUpdate::Event(ClientEvent::Message { text: t, public: p, .. }) if t == text && *p == public)
     })
     .await?
     {

@@ -2,7 +2,6 @@
 //! mode 0600 (like an SSH host key: the server must start unattended, so it is
 //! not password-protected; protect the data directory).
 
-use std::io::Write as _;
 use std::path::Path;
 
 use socp_core::crypto::rsa::RsaIdentity;
@@ -54,19 +53,29 @@ pub fn load_or_create(path: &Path) -> Result<RsaIdentity, KeyFileError> {
             {
                 std::fs::create_dir_all(dir).map_err(io)?;
             }
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt as _;
-                options.mode(0o600);
-            }
-            let mut file = options.open(path).map_err(io)?;
-            file.write_all(key.to_pkcs8_pem().as_bytes()).map_err(io)?;
-            file.sync_all().map_err(io)?;
+            write_new_private(path, key.to_pkcs8_pem().as_bytes()).map_err(io)?;
             tracing::info!(path = %path.display(), "generated a new server key");
             Ok(key)
         }
         Err(e) => Err(io(e)),
     }
+}
+
+/// Writes a new secret file: fails if `path` exists, mode 0600 on Unix,
+/// synced before returning.
+///
+/// # Errors
+/// Any I/O error, `AlreadyExists` included.
+pub fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }

@@ -316,25 +316,12 @@ async fn keygen(args: KeygenArgs) -> Result<ExitCode, String> {
             return Err(format!("{} exists; not overwriting it", path.display()));
         }
         let pem = key.to_pkcs8_pem();
-        write_private(path, pem.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+        socp_apps::keyfile::write_new_private(path, pem.as_bytes())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         eprintln!("private key written to {}", path.display());
     }
     println!("{}", key.public().to_wire());
     Ok(ExitCode::SUCCESS)
-}
-
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 async fn demo() -> Result<ExitCode, String> {

@@ -380,9 +380,8 @@ impl Session {
         );
         let made =
             tokio::task::spawn_blocking(move || -> Result<(UserIdentity, AuthMode), String> {
-                let key = crate::keyfile::generate().map_err(|e| e.to_string())?;
+                let identity = new_identity()?;
                 let mut rng = socp_core::crypto::rng_from_seed(socp_tokio::random_seed());
-                let identity = UserIdentity::with_random_id(key, &mut rng);
                 let auth = AuthMode::register(
                     &identity,
                     password.as_bytes(),
@@ -440,12 +439,7 @@ impl Session {
     }
 
     async fn guest(&mut self) {
-        let made = tokio::task::spawn_blocking(|| -> Result<UserIdentity, String> {
-            let key = crate::keyfile::generate().map_err(|e| e.to_string())?;
-            let mut rng = socp_core::crypto::rng_from_seed(socp_tokio::random_seed());
-            Ok(UserIdentity::with_random_id(key, &mut rng))
-        })
-        .await;
+        let made = tokio::task::spawn_blocking(new_identity).await;
         let identity = match made {
             Ok(Ok(id)) => id,
             Ok(Err(e)) => return self.out.error(&e),
@@ -517,6 +511,13 @@ impl Session {
         })
         .await;
     }
+}
+
+/// A fresh identity: an RSA-4096 key (about a second) and a random user id.
+fn new_identity() -> Result<UserIdentity, String> {
+    let key = crate::keyfile::generate().map_err(|e| e.to_string())?;
+    let mut rng = socp_core::crypto::rng_from_seed(socp_tokio::random_seed());
+    Ok(UserIdentity::with_random_id(key, &mut rng))
 }
 
 fn file_name(path: &Path) -> String {
