@@ -201,8 +201,9 @@ fn a_256_kib_file_arrives_intact() {
     file_round_trip(256 * 1024);
 }
 
+/// Issue 4 asks for a 1 MiB file in the simulator: about 38 s here (one
+/// RSA-4096 decryption per chunk at the receiver and a server signature per hop).
 #[test]
-#[ignore = "about 38 s here: one RSA-4096 decryption per chunk at the receiver and a server signature per hop"]
 fn a_1_mib_file_arrives_intact() {
     file_round_trip(1024 * 1024);
 }
