@@ -10,11 +10,15 @@
 //! - [`wire`]: the SOCP v1.3 envelope and message types, canonical JSON,
 //!   base64url and decoding limits;
 //! - [`crypto`]: RSA-4096 OAEP/PSS and the `content_sig` layouts, Ed25519,
-//!   X25519, AES-256-GCM, HMAC/HKDF-SHA256, and the password-protected keystore.
+//!   X25519, AES-256-GCM, HMAC/HKDF-SHA256, and the password-protected keystore;
+//! - [`server`] and [`client`]: the SOCP state machines;
+//! - [`driver`]: the plain data every runtime adapter shares (link limits,
+//!   client updates, login errors).
 #![forbid(unsafe_code)]
 
 pub mod client;
 pub mod crypto;
+pub mod driver;
 pub mod fuzzing;
 pub mod server;
 #[cfg(feature = "sim")]

@@ -21,58 +21,10 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::sleep_until;
 
 use crate::conn::{self, Budget, ConnEvent, Out, OutQueue, QueueError, Socket};
-use crate::{Clock, WsLimits, files};
+use crate::{ClientOptions, ClientUpdate, Clock, UPDATE_CAPACITY, files};
 
-/// Capacity of the update channel to the app.
-pub const UPDATE_CAPACITY: usize = 4096;
 /// Capacity of the command channel from the app.
 const COMMANDS: usize = 64;
-
-/// Something for the app from a running client.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum ClientUpdate {
-    /// An event of the core client.
-    Event(ClientEvent),
-    /// A received file was written at `path` (inside the download folder).
-    FileSaved {
-        /// The transfer.
-        file_id: FileId,
-        /// Where it was written.
-        path: PathBuf,
-    },
-    /// A received file could not be written.
-    FileSaveFailed {
-        /// The transfer.
-        file_id: FileId,
-        /// Why.
-        error: String,
-    },
-    /// The driver ended: the client is closed for good. Nothing follows.
-    Stopped,
-}
-
-/// How [`spawn_client`] runs a client.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct ClientOptions {
-    /// Where received files are written (created if missing). Nothing is
-    /// ever written outside it, and no existing file is ever replaced.
-    pub download_dir: PathBuf,
-    /// WebSocket limits.
-    pub limits: WsLimits,
-}
-
-impl ClientOptions {
-    /// Options saving files in `download_dir`, with the default limits.
-    #[must_use]
-    pub fn new(download_dir: impl Into<PathBuf>) -> Self {
-        Self {
-            download_dir: download_dir.into(),
-            limits: WsLimits::default(),
-        }
-    }
-}
 
 /// A closure run on the client inside the driver.
 type ClientFn = Box<dyn FnOnce(&mut Client, Now) + Send>;

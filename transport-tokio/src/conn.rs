@@ -445,7 +445,7 @@ pub(crate) async fn dial(url: &str, limits: &WsLimits) -> Result<Socket, String>
         .trim_end_matches(']')
         .to_owned();
     let port = uri.port_u16().unwrap_or(80);
-    let config = limits.ws_config();
+    let config = crate::ws_config(limits);
     let connect = async move {
         let tcp = TcpStream::connect((host.as_str(), port))
             .await

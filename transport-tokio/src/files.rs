@@ -3,43 +3,9 @@
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-/// How many numbered names (`name (1).ext`, ...) are tried before giving up.
-const MAX_SUFFIX: u32 = 9999;
-
-/// Whether `name` is a bare file name: one normal path component, no
-/// separator of any platform, no `..`, not absolute, no NUL.
-fn is_bare_name(name: &str) -> bool {
-    if name.is_empty()
-        || name.contains(['/', '\\', '\0'])
-        || name.contains("..")
-        || name.len() > 255
-    {
-        return false;
-    }
-    let path = Path::new(name);
-    let mut components = path.components();
-    matches!(
-        (components.next(), components.next()),
-        (Some(Component::Normal(_)), None)
-    ) && !path.is_absolute()
-}
-
-/// `stem (n).ext` for `n > 0`, `name` itself for 0.
-fn numbered(name: &str, n: u32) -> String {
-    if n == 0 {
-        return name.to_owned();
-    }
-    // A leading dot is part of the stem (".profile" has no extension).
-    match name.rfind('.').filter(|&i| i > 0) {
-        Some(dot) => {
-            let (stem, ext) = name.split_at(dot);
-            format!("{stem} ({n}){ext}")
-        }
-        None => format!("{name} ({n})"),
-    }
-}
+use socp_core::client::download_names;
 
 /// Writes `bytes` to a new file named `name` inside `dir` (created if
 /// missing), adding ` (1)`, ` (2)`, ... before the extension while the name is
@@ -48,18 +14,14 @@ fn numbered(name: &str, n: u32) -> String {
 /// # Errors
 /// `InvalidInput` for a name that is not a bare file name; any I/O error.
 pub(crate) fn save_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
-    if !is_bare_name(name) {
+    let Some(candidates) = download_names(name) else {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("refusing file name {name:?}: not a bare file name"),
         ));
-    }
+    };
     std::fs::create_dir_all(dir)?;
-    for n in 0..=MAX_SUFFIX {
-        let candidate = numbered(name, n);
-        if !is_bare_name(&candidate) {
-            break;
-        }
+    for candidate in candidates {
         let path = dir.join(&candidate);
         let mut options = OpenOptions::new();
         options.write(true).create_new(true);
@@ -100,29 +62,6 @@ mod tests {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         dir
-    }
-
-    #[test]
-    fn names_are_checked() {
-        for bad in [
-            "",
-            "..",
-            ".",
-            "../x",
-            "a/b",
-            "a\\b",
-            "/etc/passwd",
-            "x..y",
-            "a\0b",
-        ] {
-            assert!(!is_bare_name(bad), "{bad:?}");
-        }
-        for good in ["a.txt", "report (1).pdf", ".profile", "ü.bin"] {
-            assert!(is_bare_name(good), "{good:?}");
-        }
-        assert_eq!(numbered("a.tar.gz", 2), "a.tar (2).gz");
-        assert_eq!(numbered(".profile", 1), ".profile (1)");
-        assert_eq!(numbered("README", 3), "README (3)");
     }
 
     #[test]

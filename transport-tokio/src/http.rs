@@ -62,9 +62,12 @@ pub(crate) async fn accept(mut tcp: TcpStream, limits: &WsLimits) -> Result<Sock
         respond(&mut tcp, &verdict).await;
         return Err(format!("refused HTTP request: {verdict:?}"));
     }
-    tokio_tungstenite::accept_async_with_config(Prefixed::new(tcp, read), Some(limits.ws_config()))
-        .await
-        .map_err(|e| format!("WebSocket handshake: {e}"))
+    tokio_tungstenite::accept_async_with_config(
+        Prefixed::new(tcp, read),
+        Some(crate::ws_config(limits)),
+    )
+    .await
+    .map_err(|e| format!("WebSocket handshake: {e}"))
 }
 
 #[derive(Debug)]

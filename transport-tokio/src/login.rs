@@ -3,45 +3,14 @@
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use socp_core::client::{
-    AuthMode, Client, ClientConfig, ClientEvent, FetchStep, IdentityError, KeystoreFetcher,
-    UserIdentity,
+    AuthMode, Client, ClientConfig, ClientEvent, FetchStep, KeystoreFetcher, UserIdentity,
 };
-use socp_core::wire::ErrorCode;
-use tokio::time::{Duration, Instant, timeout, timeout_at};
+use tokio::time::{Instant, timeout, timeout_at};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use crate::client::{ClientHandle, ClientOptions, ClientUpdate, spawn_client};
+use crate::client::{ClientHandle, spawn_client};
 use crate::conn::{self, CLOSE_LINGER};
-use crate::{Clock, WsLimits, random_seed};
-
-/// How long a whole login (fetch and log in) may take.
-pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Why [`login_with_password`] or [`fetch_identity`] failed.
-#[derive(Debug, thiserror::Error)]
-pub enum LoginError {
-    /// The server could not be reached (or the URL is not `ws://`).
-    #[error("cannot connect: {0}")]
-    Connect(String),
-    /// The server refused: `INVALID_SIG` for a wrong password,
-    /// `USER_NOT_FOUND` for an unknown account, or the login's error.
-    #[error("refused by the server: {code}: {detail}")]
-    Refused {
-        /// The SOCP error code.
-        code: ErrorCode,
-        /// The server's explanation.
-        detail: String,
-    },
-    /// The keystore arrived but does not open.
-    #[error("the keystore does not open: {0}")]
-    Keystore(IdentityError),
-    /// It took longer than [`LOGIN_TIMEOUT`].
-    #[error("timed out")]
-    Timeout,
-    /// The connection closed before an answer.
-    #[error("the connection closed")]
-    Closed,
-}
+use crate::{ClientOptions, ClientUpdate, Clock, LOGIN_TIMEOUT, LoginError, WsLimits, random_seed};
 
 /// Fetches and opens the keystore of the account `who` (a user id or a
 /// username) from the server at `url` with `password`, on a WebSocket of its

@@ -58,6 +58,59 @@ pub fn sanitize_file_name(name: &str) -> String {
     name
 }
 
+/// How many numbered names (`name (1).ext`, ...) [`download_names`] offers
+/// after the name itself.
+pub const MAX_NAME_SUFFIX: u32 = 9999;
+
+/// Whether `name` is a bare file name: one normal path component, no
+/// separator of any platform, no `..`, not absolute, no NUL, at most 255 bytes.
+#[must_use]
+pub fn is_bare_name(name: &str) -> bool {
+    if name.is_empty()
+        || name.contains(['/', '\\', '\0'])
+        || name.contains("..")
+        || name.len() > 255
+    {
+        return false;
+    }
+    let path = std::path::Path::new(name);
+    let mut components = path.components();
+    matches!(
+        (components.next(), components.next()),
+        (Some(std::path::Component::Normal(_)), None)
+    ) && !path.is_absolute()
+}
+
+/// `stem (n).ext` for `n > 0`, `name` itself for 0. A leading dot is part of
+/// the stem (`.profile` has no extension).
+#[must_use]
+pub fn numbered_name(name: &str, n: u32) -> String {
+    if n == 0 {
+        return name.to_owned();
+    }
+    match name.rfind('.').filter(|&i| i > 0) {
+        Some(dot) => {
+            let (stem, ext) = name.split_at(dot);
+            format!("{stem} ({n}){ext}")
+        }
+        None => format!("{name} ({n})"),
+    }
+}
+
+/// The names an adapter tries, in order, when it saves a received file
+/// called `name` in a download folder: `name`, `name (1)`, ... up to
+/// [`MAX_NAME_SUFFIX`], each a bare name. `None` if `name` itself is not a
+/// bare name ([`is_bare_name`]): such a file must not be written at all.
+/// The adapter creates each candidate with `create_new`, so an existing
+/// entry is never followed or replaced.
+pub fn download_names(name: &str) -> Option<impl Iterator<Item = String> + '_> {
+    is_bare_name(name).then(|| {
+        (0..=MAX_NAME_SUFFIX)
+            .map(move |n| numbered_name(name, n))
+            .take_while(|candidate| is_bare_name(candidate))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +155,35 @@ mod tests {
         let name = sanitize_file_name(&long);
         assert!(name.len() <= MAX_FILE_NAME_BYTES);
         assert!(name.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn download_names_are_bare_and_numbered() {
+        for bad in [
+            "",
+            "..",
+            ".",
+            "../x",
+            "a/b",
+            "a\\b",
+            "/etc/passwd",
+            "x..y",
+            "a\0b",
+        ] {
+            assert!(!is_bare_name(bad), "{bad:?}");
+            assert!(download_names(bad).is_none(), "{bad:?}");
+        }
+        for good in ["a.txt", "report (1).pdf", ".profile", "\u{fc}.bin"] {
+            assert!(is_bare_name(good), "{good:?}");
+        }
+        assert_eq!(numbered_name("a.tar.gz", 2), "a.tar (2).gz");
+        assert_eq!(numbered_name(".profile", 1), ".profile (1)");
+        assert_eq!(numbered_name("README", 3), "README (3)");
+        let names: Vec<String> = download_names("x.txt").unwrap().take(3).collect();
+        assert_eq!(names, ["x.txt", "x (1).txt", "x (2).txt"]);
+        assert_eq!(download_names("x").unwrap().count(), 10_000);
+        // A name of 255 bytes has no room for a suffix: only itself is offered.
+        let long = "a".repeat(255);
+        assert_eq!(download_names(&long).unwrap().count(), 1);
     }
 }

@@ -82,7 +82,10 @@ use zeroize::Zeroizing;
 
 pub use chunking::{PIECE_BYTES, split_utf8};
 pub use config::{ClientConfig, DEFAULT_MAX_FILE_SIZE, RECONNECT_INITIAL, RECONNECT_MAX};
-pub use filename::{MAX_FILE_NAME_BYTES, sanitize_file_name};
+pub use filename::{
+    MAX_FILE_NAME_BYTES, MAX_NAME_SUFFIX, download_names, is_bare_name, numbered_name,
+    sanitize_file_name,
+};
 pub use files::sha256_hex;
 pub use identity::{IdentityError, UserIdentity};
 pub use io::{
