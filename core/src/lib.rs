@@ -21,6 +21,7 @@ pub mod crypto;
 pub mod driver;
 pub mod fuzzing;
 pub mod server;
+pub mod session;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod time;

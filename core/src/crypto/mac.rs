@@ -69,6 +69,29 @@ pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; HMAC_SHA256_LEN] {
     mac.finalize().into_bytes().into()
 }
 
+/// HMAC-SHA256 of two messages under one key: `(HMAC(key, a), HMAC(key, b))`.
+/// The key is padded once and the keyed state cloned, which makes a ratchet
+/// chain step (message key and next chain key) cheaper than two calls.
+#[must_use]
+pub fn hmac_sha256_pair(
+    key: &[u8],
+    a: &[u8],
+    b: &[u8],
+) -> (
+    Zeroizing<[u8; HMAC_SHA256_LEN]>,
+    Zeroizing<[u8; HMAC_SHA256_LEN]>,
+) {
+    let base = keyed(key);
+    let mut first = base.clone();
+    first.update(a);
+    let mut second = base;
+    second.update(b);
+    (
+        Zeroizing::new(first.finalize().into_bytes().into()),
+        Zeroizing::new(second.finalize().into_bytes().into()),
+    )
+}
+
 /// Checks a full-length (32-byte) HMAC-SHA256 `tag` in constant time.
 ///
 /// # Errors
