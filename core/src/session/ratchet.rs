@@ -49,6 +49,9 @@ pub struct DoubleRatchet {
     peer: PeerIdentity,
     root: Zeroizing<[u8; 32]>,
     dhs: X25519Secret,
+    /// `dhs`'s public key, computed once per step (a base-point
+    /// multiplication costs more than a whole chain step).
+    dhs_pub: X25519Public,
     dhr: X25519Public,
     send: ChainKey,
     /// Previous sending chain's length, sent in headers.
@@ -151,6 +154,7 @@ impl DoubleRatchet {
             session_id,
             peer,
             root,
+            dhs_pub: ephemeral.public(),
             dhs: ephemeral,
             dhr: peer_ephemeral,
             send,
@@ -188,7 +192,7 @@ impl DoubleRatchet {
     /// Our current ratchet public key (changes after each round trip).
     #[must_use]
     pub fn ratchet_key(&self) -> X25519Public {
-        self.dhs.public()
+        self.dhs_pub
     }
 
     /// Encrypts `plaintext` bound to `context`. Makes a new ratchet key first
@@ -206,25 +210,27 @@ impl DoubleRatchet {
         let mut stepped = None;
         let (mut send, pn) = if self.pending_step {
             let dhs = X25519Secret::generate(rng);
+            let dhs_pub = dhs.public();
             let (root, chain) = root_step(&self.root, &dhs, &self.dhr)?;
             let pn = self.send.counter();
-            stepped = Some((dhs, root));
+            stepped = Some((dhs, dhs_pub, root));
             (chain, pn)
         } else {
             (self.send.clone(), self.pn)
         };
         let key = send.step()?;
         let dh_pub = match &stepped {
-            Some((dhs, _)) => dhs.public(),
-            None => self.dhs.public(),
+            Some((_, dhs_pub, _)) => *dhs_pub,
+            None => self.dhs_pub,
         };
         let mut header = Vec::with_capacity(HEADER_LEN);
         header.extend_from_slice(dh_pub.as_bytes());
         header.extend_from_slice(&pn.to_be_bytes());
         header.extend_from_slice(&key.counter().to_be_bytes());
         let sealed = key.seal(&aad(&self.session_id, &header, context), plaintext)?;
-        if let Some((dhs, root)) = stepped {
+        if let Some((dhs, dhs_pub, root)) = stepped {
             self.dhs = dhs;
+            self.dhs_pub = dhs_pub;
             self.root = root;
             self.pending_step = false;
         }
