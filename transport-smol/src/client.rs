@@ -124,7 +124,7 @@ pub fn spawn_client(client: Client, opts: ClientOptions, clock: Clock) -> Client
         stopped: false,
         app_gone: false,
     };
-    smol::spawn(driver.run(cmd_rx, conn_rx, new_rx, written_rx)).detach();
+    crate::executor::spawn(driver.run(cmd_rx, conn_rx, new_rx, written_rx)).detach();
     ClientHandle {
         user_id,
         cmds: cmd_tx,
@@ -394,7 +394,7 @@ impl Driver {
                 tracing::debug!(user_id = self.client.user_id(), index, %url, "connecting");
                 let limits = self.opts.limits.clone();
                 let new_tx = self.new_tx.clone();
-                let task = smol::spawn(async move {
+                let task = crate::executor::spawn(async move {
                     let result = conn::dial(&url, &limits).await.map(Box::new);
                     let _ = new_tx.send((id, result)).await;
                 });
@@ -471,7 +471,7 @@ impl Driver {
                     &self.opts.limits,
                     self.clock,
                 );
-                let task = smol::spawn(conn::run_conn(*ws, task));
+                let task = crate::executor::spawn(conn::run_conn(*ws, task));
                 self.link = Link::Open {
                     id,
                     queue,

@@ -28,14 +28,13 @@
 //! a link whose queue is full is a slow reader and is disconnected
 //! ([`WsLimits::outgoing_queue`], [`WsLimits::outgoing_bytes`]).
 //!
-//! Tasks run on smol's global executor (`smol::spawn`), sockets and timers on
+//! Tasks run on socp-smol's own executor, one thread per core (or
+//! `SMOL_THREADS` threads when that environment variable is set; smol's
+//! global executor would run a single thread, on which one server signing
+//! frames with RSA holds up everything else); sockets and timers run on
 //! async-io's reactor, blocking work (files, password derivation) on smol's
-//! blocking pool: nothing needs the caller to run `smol::block_on`, and every
-//! handle method can be awaited from any executor (tokio included). The
-//! global executor runs **one thread** unless the `SMOL_THREADS` environment
-//! variable (read once, at its first use) asks for more; the drivers run the
-//! core's cryptography (RSA signatures, decryption) on their own task, so set
-//! `SMOL_THREADS` to the number of cores for a busy server.
+//! blocking pool. Nothing needs the caller to run `smol::block_on`, and every
+//! handle method can be awaited from any executor (tokio included).
 //!
 //! # Logging
 //!
@@ -48,6 +47,7 @@ mod http;
 mod login;
 
 mod client;
+mod executor;
 mod server;
 
 pub use client::{ClientHandle, spawn_client};

@@ -215,7 +215,7 @@ pub fn spawn_server<S: Store>(
     let (new_tx, new_rx) = smol::channel::bounded(NEW_CONNS);
 
     tracing::info!(addr = %local_addr, server_id = server.id(), "server listening");
-    let accept = smol::spawn(accept_loop(listener, new_tx.clone(), limits.clone()));
+    let accept = crate::executor::spawn(accept_loop(listener, new_tx.clone(), limits.clone()));
     let driver = Driver {
         server,
         clock,
@@ -235,7 +235,7 @@ pub fn spawn_server<S: Store>(
         new: new_rx,
         replies: reply_rx,
     };
-    smol::spawn(driver.run(channels, accept, store_done_rx, stopped_tx)).detach();
+    crate::executor::spawn(driver.run(channels, accept, store_done_rx, stopped_tx)).detach();
     ServerHandle {
         local_addr,
         ctrl: ctrl_tx,
@@ -263,7 +263,7 @@ async fn accept_loop(listener: TcpListener, new_tx: Sender<NewConn>, limits: WsL
                 let _ = tcp.set_nodelay(true);
                 let new_tx = new_tx.clone();
                 let limits = limits.clone();
-                handshakes.push(smol::spawn(async move {
+                handshakes.push(crate::executor::spawn(async move {
                     match timeout(limits.handshake_timeout, http::accept(tcp, &limits)).await {
                         Some(Ok(ws)) => {
                             let conn = NewConn::Inbound {
@@ -575,7 +575,7 @@ impl Driver {
         tracing::debug!(link = link.0, %url, "dialing");
         let limits = self.limits.clone();
         let new_tx = self.new_tx.clone();
-        let task = smol::spawn(async move {
+        let task = crate::executor::spawn(async move {
             let result = conn::dial(&url, &limits).await.map(Box::new);
             let _ = new_tx.send(NewConn::Dialed { link, result }).await;
         });
@@ -633,7 +633,7 @@ impl Driver {
             &self.limits,
             self.clock,
         );
-        let task = smol::spawn(async move {
+        let task = crate::executor::spawn(async move {
             let _permit = permit;
             conn::run_conn(ws, task).await;
         });
