@@ -5,6 +5,7 @@
 //!   persists to (SOCP §15 tables);
 //! - [`config`]: flags, environment variables, config files, introducer lists;
 //! - [`keyfile`]: the server's key on disk; [`node`]: starting a server;
+//! - [`runtime`]: one API over the tokio and smol adapters (`--runtime`);
 //! - [`repl`] and [`render`]: `socp client`; [`demo`]: `socp demo`;
 //! - [`logging`]: tracing setup.
 
@@ -25,4 +26,5 @@ pub mod logging;
 pub mod node;
 pub mod render;
 pub mod repl;
+pub mod runtime;
 pub mod store;

@@ -10,6 +10,7 @@ use socp_apps::logging::{self, LogFormat};
 use socp_apps::node::{self, KeySource, NodeOptions};
 use socp_apps::render::Mode;
 use socp_apps::repl::{self, ClientCli};
+use socp_apps::runtime::Runtime;
 use socp_core::server::BootstrapEntry;
 
 /// socp: a federated, end-to-end encrypted chat network speaking SOCP v1.3.
@@ -38,7 +39,14 @@ enum Command {
     /// Make an RSA-4096 key and print its public key in the wire encoding.
     Keygen(KeygenArgs),
     /// A whole network in one process: introducer, two servers, three users, and the story.
-    Demo,
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// The async runtime every node and client of the demo runs on.
+    #[arg(long, value_enum, default_value_t = Runtime::Tokio)]
+    runtime: Runtime,
 }
 
 #[derive(Args, Debug)]
@@ -71,6 +79,10 @@ struct ServerArgs {
     /// Seconds of silence before a server link is dead (env TIMEOUT_THRESHOLD; default 45).
     #[arg(long)]
     timeout_threshold: Option<String>,
+    /// The async runtime that drives the server: its sockets, timers, state
+    /// machine and store.
+    #[arg(long, value_enum, default_value_t = Runtime::Tokio)]
+    runtime: Runtime,
 }
 
 #[derive(Args, Debug)]
@@ -87,6 +99,9 @@ struct ClientArgs {
     /// Largest file /file sends, in bytes.
     #[arg(long, default_value_t = socp_core::client::DEFAULT_MAX_FILE_SIZE)]
     max_file: u64,
+    /// The async runtime that drives the client's connection and timers.
+    #[arg(long, value_enum, default_value_t = Runtime::Tokio)]
+    runtime: Runtime,
 }
 
 #[derive(Args, Debug)]
@@ -100,7 +115,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(
         cli.command,
-        Command::Client(_) | Command::Demo | Command::Keygen(_)
+        Command::Client(_) | Command::Demo(_) | Command::Keygen(_)
     );
     logging::init(
         cli.log_format,
@@ -123,7 +138,7 @@ fn main() -> ExitCode {
             Command::Introducer(args) => serve(args, true).await,
             Command::Client(args) => client(args).await,
             Command::Keygen(args) => keygen(args).await,
-            Command::Demo => demo().await,
+            Command::Demo(args) => demo(args).await,
         }
     });
     match result {
@@ -166,6 +181,7 @@ fn node_options(args: ServerArgs, introducer: bool) -> Result<NodeOptions, Confi
         .or_else(|| file.data_dir.clone())
         .unwrap_or_else(config::default_data_dir);
     let mut opts = NodeOptions::new(&host, port, &data_dir);
+    opts.runtime = args.runtime;
     if port != 0 {
         opts.key = KeySource::File(data_dir.join(format!("server-{port}.key.pem")));
     } else {
@@ -301,6 +317,7 @@ async fn client(args: ClientArgs) -> Result<ExitCode, String> {
         mode: if args.json { Mode::Json } else { Mode::Human },
         download_dir: args.downloads,
         max_file: args.max_file,
+        runtime: args.runtime,
     })
     .await?;
     Ok(ExitCode::SUCCESS)
@@ -324,8 +341,8 @@ async fn keygen(args: KeygenArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn demo() -> Result<ExitCode, String> {
-    let summary = socp_apps::demo::run().await?;
+async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
+    let summary = socp_apps::demo::run(args.runtime).await?;
     Ok(if summary.failed.is_empty() {
         ExitCode::SUCCESS
     } else {

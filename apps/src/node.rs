@@ -1,14 +1,15 @@
 //! Starting a server or an introducer: keys, store, listener, core server and
-//! the tokio adapter, from one [`NodeOptions`].
+//! the adapter of the chosen [`Runtime`], from one [`NodeOptions`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use socp_core::crypto::rsa::RsaIdentity;
 use socp_core::server::{BootstrapEntry, MemoryStore, Server, ServerConfig, Store, StoredState};
-use socp_tokio::{Clock, ServerHandle, WsLimits, random_seed, spawn_server};
+use socp_tokio::{WsLimits, random_seed};
 
 use crate::keyfile;
+use crate::runtime::{Listener, Runtime, ServerHandle, spawn_server};
 use crate::store::SqliteStore;
 
 /// Everything needed to start one server.
@@ -35,6 +36,8 @@ pub struct NodeOptions {
     pub dead_timeout: Duration,
     /// WebSocket limits.
     pub limits: WsLimits,
+    /// The adapter that runs it.
+    pub runtime: Runtime,
 }
 
 /// Where a node's key comes from.
@@ -62,6 +65,7 @@ impl NodeOptions {
             heartbeat: Duration::from_secs(15),
             dead_timeout: Duration::from_secs(45),
             limits: WsLimits::default(),
+            runtime: Runtime::default(),
         }
     }
 }
@@ -96,8 +100,9 @@ pub struct Node {
     pub pubkey: String,
 }
 
-/// Binds, loads the key and the store, and starts the server. Must run inside
-/// a tokio runtime.
+/// Binds, loads the key and the store, and starts the server on
+/// `opts.runtime`. Must run inside a tokio runtime (the app's front end),
+/// whichever runtime the node itself uses.
 ///
 /// # Errors
 /// See [`NodeError`].
@@ -113,7 +118,7 @@ pub async fn start(opts: NodeOptions) -> Result<Node, NodeError> {
             .map_err(|e| keyfile::KeyFileError::Parse(e.to_string()))?,
     };
     let addr = format!("{}:{}", opts.host, opts.port);
-    let listener = tokio::net::TcpListener::bind(&addr)
+    let listener = Listener::bind(opts.runtime, &addr)
         .await
         .map_err(|source| NodeError::Bind {
             addr: addr.clone(),
@@ -139,13 +144,13 @@ pub async fn start(opts: NodeOptions) -> Result<Node, NodeError> {
     cfg.dead_timeout = opts.dead_timeout;
     cfg.seen_ttl = cfg.seen_ttl.max(opts.dead_timeout * 2);
     let pubkey = identity.public().to_wire();
-    let clock = Clock::new();
+    let clock = listener.clock();
     let handle = match &opts.db {
         Some(path) => {
             let mut store = SqliteStore::open(path)?;
             let stored = store.load_state()?;
             let server = Server::new(cfg, identity, random_seed(), stored, clock.now());
-            spawn_server(listener, server, store, opts.limits.clone(), clock)
+            spawn_server(listener, server, store, opts.limits.clone())
         }
         None => {
             let server = Server::new(
@@ -156,7 +161,7 @@ pub async fn start(opts: NodeOptions) -> Result<Node, NodeError> {
                 clock.now(),
             );
             let store = MemoryStore::default();
-            spawn_server(listener, server, store, opts.limits.clone(), clock)
+            spawn_server(listener, server, store, opts.limits.clone())
         }
     };
     Ok(Node {

@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use socp_core::client::{AuthMode, Client, ClientConfig, ClientEvent, FileTarget, UserIdentity};
 use socp_core::crypto::KeystoreParams;
-use socp_tokio::{ClientHandle, ClientOptions, ClientUpdate, Clock, login_with_password};
+use socp_tokio::{ClientOptions, ClientUpdate};
+
+use crate::runtime::{ClientHandle, Clock, Runtime, login_with_password, spawn_client};
 use tokio::sync::oneshot;
 
 use crate::render::{self, Mode};
@@ -43,6 +45,8 @@ pub struct ClientCli {
     pub download_dir: PathBuf,
     /// Largest file `/file` sends.
     pub max_file: u64,
+    /// The adapter that runs the client.
+    pub runtime: Runtime,
 }
 
 /// What the line reader reads next.
@@ -160,9 +164,10 @@ pub async fn run(cli: ClientCli) -> Result<(), String> {
     if cli.mode == Mode::Human {
         println!("socp client for {}. /help lists the commands.", cli.server);
     }
+    let clock = cli.runtime.clock();
     let mut session = Session {
         cli,
-        clock: Clock::new(),
+        clock,
         handle: None,
         out,
     };
@@ -405,7 +410,7 @@ impl Session {
             socp_tokio::random_seed(),
             self.clock.now(),
         );
-        let handle = socp_tokio::spawn_client(client, self.options(), self.clock);
+        let handle = spawn_client(client, self.options(), self.clock);
         self.replace(handle).await;
         self.wait_session().await;
     }
@@ -451,7 +456,7 @@ impl Session {
             socp_tokio::random_seed(),
             self.clock.now(),
         );
-        let handle = socp_tokio::spawn_client(client, self.options(), self.clock);
+        let handle = spawn_client(client, self.options(), self.clock);
         self.replace(handle).await;
         self.wait_session().await;
     }

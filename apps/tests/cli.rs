@@ -67,9 +67,17 @@ struct Client {
 }
 
 impl Client {
-    async fn start(url: &str, downloads: &Path) -> Self {
+    async fn start(url: &str, downloads: &Path, runtime: &str) -> Self {
         let mut child = socp()
-            .args(["client", "--json", "--server", url, "--downloads"])
+            .args([
+                "client",
+                "--json",
+                "--runtime",
+                runtime,
+                "--server",
+                url,
+                "--downloads",
+            ])
             .arg(downloads)
             .spawn()
             .unwrap();
@@ -136,6 +144,8 @@ async fn the_seed_run_lines_work() {
     .await;
     let intro_port = intro_url.trim_end_matches('/').rsplit(':').next().unwrap();
     // 2) Server A through the seed's introducers.json, server B peering to A.
+    //    B runs on smol (`--runtime smol`), the others on tokio: a mixed mesh
+    //    of separate processes.
     let list = format!("{dir}/introducers.json");
     std::fs::write(
         &list,
@@ -166,20 +176,22 @@ async fn the_seed_run_lines_work() {
         &dir,
         "--db",
         &format!("{dir}/b.db"),
+        "--runtime",
+        "smol",
         "--heartbeat-interval",
         "1",
     ])
     .await;
 
     // 3) Two clients: /register, then the password on the next line.
-    let mut c1 = Client::start(&url_a, &tmp.0.join("dl1")).await;
+    let mut c1 = Client::start(&url_a, &tmp.0.join("dl1"), "tokio").await;
     c1.send("/register alice").await;
     c1.send("alice's password").await;
     let alice = c1.event("registered").await["user_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let mut c2 = Client::start(&url_b, &tmp.0.join("dl2")).await;
+    let mut c2 = Client::start(&url_b, &tmp.0.join("dl2"), "smol").await;
     c2.send("/register bob").await;
     c2.send("bob's password").await;
     let bob = c2.event("registered").await["user_id"]
@@ -251,7 +263,7 @@ async fn the_seed_run_lines_work() {
     c1.send("/quit").await;
 
     // 8) /login from a fresh client with the username and password only.
-    let mut c3 = Client::start(&url_a, &tmp.0.join("dl3")).await;
+    let mut c3 = Client::start(&url_a, &tmp.0.join("dl3"), "smol").await;
     c3.send("/login alice").await;
     c3.send("wrong password").await;
     assert_eq!(c3.event("login_failed").await["code"], "INVALID_SIG");
