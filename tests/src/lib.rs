@@ -4,7 +4,12 @@
 //! chosen by the OS, with a SQLite database in a temporary directory and the
 //! fixture RSA keys (generating RSA-4096 keys per test would cost seconds);
 //! [`User`] is a real client (register, log in, DMs, public messages, files)
-//! driven through the adapter's API. Heartbeats and the dead-link timeout are
+//! driven through the adapter's API.
+//!
+//! A [`Mix`] says which runtime runs each node and each client: all tokio, all
+//! smol, or mixed (the introducer on tokio, then servers alternating smol and
+//! tokio, clients alternating too). `tests/e2e.rs` runs every scenario under
+//! each mix; the test itself awaits on tokio whatever the nodes run on. Heartbeats and the dead-link timeout are
 //! short ([`HEARTBEAT`], [`DEAD`]) so failure cases finish quickly.
 //!
 //! Every wait has a deadline ([`WAIT`]): a failure is a clear panic, never a
@@ -22,12 +27,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use socp_apps::node::{self, KeySource, Node, NodeOptions};
+pub use socp_apps::runtime::Runtime;
+use socp_apps::runtime::{self as rt, ClientHandle};
 use socp_core::client::{
     AuthMode, Client, ClientConfig, ClientEvent, FileTarget, MessageId, MessageStatus, UserIdentity,
 };
 use socp_core::crypto::{KeystoreParams, fixtures, rng_from_seed};
 use socp_core::server::BootstrapEntry;
-use socp_tokio::{ClientHandle, ClientOptions, ClientUpdate, Clock};
+use socp_tokio::{ClientOptions, ClientUpdate};
 
 /// Heartbeat interval of test servers.
 pub const HEARTBEAT: Duration = Duration::from_millis(500);
@@ -65,6 +72,47 @@ impl Drop for TempDir {
     }
 }
 
+/// Which runtime runs each node and each client of a [`Net`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mix {
+    /// Everything on one runtime.
+    All(Runtime),
+    /// The introducer (slot 0) on tokio, servers 1, 3, ... on smol and 2, 4,
+    /// ... on tokio; clients with odd keys on smol, even keys on tokio.
+    Mixed,
+}
+
+impl Mix {
+    /// The runtime of server slot `i`.
+    #[must_use]
+    pub fn server(self, i: usize) -> Runtime {
+        match self {
+            Self::All(r) => r,
+            Self::Mixed if i % 2 == 1 => Runtime::Smol,
+            Self::Mixed => Runtime::Tokio,
+        }
+    }
+
+    /// The runtime of the client using fixture key `key`.
+    #[must_use]
+    pub fn client(self, key: usize) -> Runtime {
+        match self {
+            Self::All(r) => r,
+            Self::Mixed if key % 2 == 1 => Runtime::Smol,
+            Self::Mixed => Runtime::Tokio,
+        }
+    }
+
+    /// A short name for temporary directories.
+    #[must_use]
+    pub fn tag(self) -> &'static str {
+        match self {
+            Self::All(r) => r.name(),
+            Self::Mixed => "mixed",
+        }
+    }
+}
+
 /// One server slot of a [`Net`]: its key, database and (while up) the node.
 pub struct Slot {
     pub key: usize,
@@ -77,16 +125,31 @@ pub struct Slot {
 pub struct Net {
     pub dir: TempDir,
     pub slots: Vec<Slot>,
+    pub mix: Mix,
+    /// Held while this network runs: see [`SERIAL`].
+    _serial: tokio::sync::MutexGuard<'static, ()>,
 }
 
+/// One network at a time per test binary. A legacy-profile network is
+/// CPU-bound (every relayed piece of a file costs four RSA-4096 private-key
+/// operations across sender, two servers and receiver: about 40 s of CPU for
+/// the 1 MiB file), so two of them sharing this machine's two cores would
+/// stretch each other's waits past [`WAIT`]. Taking turns keeps every wait
+/// meaningful; the binary's other tests run alongside.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 impl Net {
-    /// Starts an introducer and `servers` servers (fixture keys 1, 2, ...),
-    /// and waits until every server is linked to every other.
-    pub async fn start(tag: &str, servers: usize) -> Self {
+    /// Starts an introducer and `servers` servers (fixture keys 1, 2, ...)
+    /// on the runtimes `mix` says, and waits until every server is linked to
+    /// every other.
+    pub async fn start(tag: &str, servers: usize, mix: Mix) -> Self {
         init_logs();
+        let serial = SERIAL.lock().await;
         let mut net = Self {
-            dir: TempDir::new(tag),
+            dir: TempDir::new(&format!("{tag}-{}", mix.tag())),
             slots: Vec::new(),
+            mix,
+            _serial: serial,
         };
         for i in 0..=servers {
             let db = net.dir.path().join(format!("server-{i}.db"));
@@ -109,6 +172,7 @@ impl Net {
         opts.db = Some(slot.db.clone());
         opts.heartbeat = HEARTBEAT;
         opts.dead_timeout = DEAD;
+        opts.runtime = self.mix.server(i);
         if i > 0 {
             let intro = &self.slots[0];
             opts.bootstrap = vec![BootstrapEntry {
@@ -202,6 +266,25 @@ impl Net {
         }
     }
 
+    /// Registers `name` with fixture key `key` on server `server`, on the
+    /// client runtime the mix gives that key.
+    pub async fn register(&self, server: usize, name: &str, key: usize) -> User {
+        User::register(
+            self.mix.client(key),
+            self.dir.path(),
+            &self.url(server),
+            name,
+            key,
+        )
+        .await
+    }
+
+    /// Logs `name` in on server `server` from its password alone; the client
+    /// runs on `runtime`.
+    pub async fn login(&self, server: usize, name: &str, runtime: Runtime) -> User {
+        User::login(runtime, self.dir.path(), &self.url(server), name).await
+    }
+
     /// Stops every server cleanly.
     pub async fn shutdown(mut self) {
         for slot in &mut self.slots {
@@ -228,8 +311,8 @@ pub struct User {
 
 impl User {
     /// Registers a new account with fixture key `key` on `url` (username
-    /// `name`) and waits until it is logged in.
-    pub async fn register(dir: &Path, url: &str, name: &str, key: usize) -> Self {
+    /// `name`), its client on `runtime`, and waits until it is logged in.
+    pub async fn register(runtime: Runtime, dir: &Path, url: &str, name: &str, key: usize) -> Self {
         let mut rng = rng_from_seed([u8::try_from(key).unwrap(); 32]);
         let identity = UserIdentity::with_random_id(fixtures::rsa_identity(key), &mut rng);
         let auth = AuthMode::register(
@@ -241,7 +324,7 @@ impl User {
         )
         .unwrap();
         let id = identity.user_id.clone();
-        let clock = Clock::new();
+        let clock = runtime.clock();
         let client = Client::with_auth(
             ClientConfig::new(vec![url.to_owned()]),
             identity,
@@ -250,7 +333,7 @@ impl User {
             clock.now(),
         );
         let downloads = dir.join(format!("downloads-{name}"));
-        let handle = socp_tokio::spawn_client(client, ClientOptions::new(&downloads), clock);
+        let handle = rt::spawn_client(client, ClientOptions::new(&downloads), clock);
         let mut user = Self {
             name: name.to_owned(),
             id,
@@ -266,16 +349,17 @@ impl User {
         user
     }
 
-    /// Logs in to an existing account from its name and password alone.
-    pub async fn login(dir: &Path, url: &str, name: &str) -> Self {
+    /// Logs in to an existing account from its name and password alone,
+    /// the client on `runtime`.
+    pub async fn login(runtime: Runtime, dir: &Path, url: &str, name: &str) -> Self {
         let downloads = dir.join(format!("downloads-{name}-2"));
-        let handle = socp_tokio::login_with_password(
+        let handle = rt::login_with_password(
             url,
             name,
             PASSWORD.as_bytes(),
             ClientConfig::new(vec![url.to_owned()]),
             ClientOptions::new(&downloads),
-            Clock::new(),
+            runtime.clock(),
         )
         .await
         .unwrap();

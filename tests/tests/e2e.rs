@@ -1,6 +1,11 @@
 //! The end-to-end suite over real sockets: an introducer and three servers
 //! on 127.0.0.1 (ports from the OS), four users driven through the real client
 //! API, SQLite databases in a temporary directory.
+//!
+//! Every scenario is one `async fn` taking a [`Mix`]; the `suite!` macro at
+//! the end runs each of them three times: all on tokio (`tokio_rt::`), all on
+//! smol (`smol_rt::`), and mixed (`mixed::`: introducer on tokio, servers and
+//! clients alternating smol and tokio).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -11,19 +16,18 @@
 use std::time::Duration;
 
 use socp_core::client::{ClientEvent, MessageStatus, SendFailure, sha256_hex};
-use socp_tests::{DEAD, HEARTBEAT, Net, User};
+use socp_tests::{DEAD, HEARTBEAT, Mix, Net, Runtime};
 use socp_tokio::ClientUpdate;
 
 /// Users on three servers: DMs across servers, /list, public messages,
 /// USER_NOT_FOUND and NAME_IN_USE, then a 1 MiB file.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn four_users_on_three_servers() {
-    let net = Net::start("four", 3).await;
+async fn four_users_on_three_servers(mix: Mix) {
+    let net = Net::start("four", 3, mix).await;
     let dir = net.dir.path().to_owned();
-    let mut alice = User::register(&dir, &net.url(1), "alice", 5).await;
-    let mut bob = User::register(&dir, &net.url(2), "bob", 6).await;
-    let mut carol = User::register(&dir, &net.url(3), "carol", 7).await;
-    let dave = User::register(&dir, &net.url(3), "dave", 8).await;
+    let mut alice = net.register(1, "alice", 5).await;
+    let mut bob = net.register(2, "bob", 6).await;
+    let mut carol = net.register(3, "carol", 7).await;
+    let dave = net.register(3, "dave", 8).await;
     let everyone = [&*alice.id, &*bob.id, &*carol.id, &*dave.id];
     for s in 0..4 {
         net.wait_roster(s, &everyone).await;
@@ -84,8 +88,8 @@ async fn four_users_on_three_servers() {
     // (usernames are unique per home server, where accounts live); bob is
     // unaffected.
     let clash = tokio::spawn({
-        let (dir, url) = (dir.clone(), net.url(2));
-        async move { register_expect_failure(&dir, &url, "bob", 9).await }
+        let (dir, url, runtime) = (dir.clone(), net.url(2), mix.client(9));
+        async move { register_expect_failure(runtime, &dir, &url, "bob", 9).await }
     });
     assert_eq!(clash.await.unwrap(), "NAME_IN_USE");
     alice.send_dm(&bob.id, "still there?").await;
@@ -121,6 +125,7 @@ async fn four_users_on_three_servers() {
 }
 
 async fn register_expect_failure(
+    runtime: Runtime,
     dir: &std::path::Path,
     url: &str,
     name: &str,
@@ -138,7 +143,7 @@ async fn register_expect_failure(
         &mut rng,
     )
     .unwrap();
-    let clock = socp_tokio::Clock::new();
+    let clock = runtime.clock();
     let client = Client::with_auth(
         ClientConfig::new(vec![url.to_owned()]),
         identity,
@@ -146,7 +151,7 @@ async fn register_expect_failure(
         socp_tokio::random_seed(),
         clock.now(),
     );
-    let mut handle = socp_tokio::spawn_client(
+    let mut handle = socp_apps::runtime::spawn_client(
         client,
         socp_tokio::ClientOptions::new(dir.join("clash")),
         clock,
@@ -169,13 +174,11 @@ async fn register_expect_failure(
 /// A server that dies takes its users off every other server's roster within
 /// the dead timeout (plus a heartbeat and scheduling slack); the others keep
 /// chatting.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_server_loses_its_users_everywhere() {
-    let mut net = Net::start("kill", 3).await;
-    let dir = net.dir.path().to_owned();
-    let mut alice = User::register(&dir, &net.url(1), "alice", 5).await;
-    let mut bob = User::register(&dir, &net.url(2), "bob", 6).await;
-    let carol = User::register(&dir, &net.url(3), "carol", 7).await;
+async fn a_killed_server_loses_its_users_everywhere(mix: Mix) {
+    let mut net = Net::start("kill", 3, mix).await;
+    let mut alice = net.register(1, "alice", 5).await;
+    let mut bob = net.register(2, "bob", 6).await;
+    let carol = net.register(3, "carol", 7).await;
     let all = [&*alice.id, &*bob.id, &*carol.id];
     for s in 0..4 {
         net.wait_roster(s, &all).await;
@@ -207,12 +210,10 @@ async fn a_killed_server_loses_its_users_everywhere() {
 
 /// A restarted server keeps its registered users (they log in again with
 /// their password) and the public channel's version.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restarted_server_keeps_accounts_and_the_channel_version() {
-    let mut net = Net::start("restart", 2).await;
-    let dir = net.dir.path().to_owned();
-    let alice = User::register(&dir, &net.url(1), "alice", 5).await;
-    let bob = User::register(&dir, &net.url(2), "bob", 6).await;
+async fn a_restarted_server_keeps_accounts_and_the_channel_version(mix: Mix) {
+    let mut net = Net::start("restart", 2, mix).await;
+    let alice = net.register(1, "alice", 5).await;
+    let bob = net.register(2, "bob", 6).await;
     net.wait_roster(1, &[&alice.id, &bob.id]).await;
     let alice_id = alice.id.clone();
     // Two joins bump the version (the second arrives batched from server 2).
@@ -237,7 +238,7 @@ async fn a_restarted_server_keeps_accounts_and_the_channel_version() {
     let (after, _) = net.inspect(1, |s| s.public_channel()).await;
     assert!(after >= version, "version went back: {version} -> {after}");
     // Alice logs in from her password alone: the account came back from SQLite.
-    let mut alice = User::login(&dir, &net.url(1), "alice").await;
+    let mut alice = net.login(1, "alice", mix.client(5)).await;
     assert_eq!(alice.id, alice_id);
     bob.send_dm(&alice.id, "welcome back").await;
     alice.expect_message("welcome back", false).await;
@@ -247,3 +248,42 @@ async fn a_restarted_server_keeps_accounts_and_the_channel_version() {
     bob.close().await;
     net.shutdown().await;
 }
+
+/// Runs each scenario under each [`Mix`], as its own test.
+macro_rules! suite {
+    ($($scenario:ident),* $(,)?) => {
+        mod tokio_rt {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(Mix::All(Runtime::Tokio)).await;
+                }
+            )*
+        }
+        mod smol_rt {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(Mix::All(Runtime::Smol)).await;
+                }
+            )*
+        }
+        mod mixed {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(Mix::Mixed).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    four_users_on_three_servers,
+    a_killed_server_loses_its_users_everywhere,
+    a_restarted_server_keeps_accounts_and_the_channel_version,
+);
