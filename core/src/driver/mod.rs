@@ -1,9 +1,14 @@
 //! What every runtime adapter shares: the limits on a WebSocket link, what a
 //! running client hands its app, and why a password login fails.
 //!
+//! [`upgrade`] decides what happens to an HTTP request on a server's port
+//! before the WebSocket upgrade.
+//!
 //! These are plain data: the adapters (`socp-tokio`, `socp-smol`) re-export
 //! them, so an app can switch runtimes without changing a type, and a mixed
 //! mesh runs one configuration. Nothing here does I/O.
+
+pub mod upgrade;
 
 use core::time::Duration;
 use std::path::PathBuf;
