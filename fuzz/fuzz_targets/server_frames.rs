@@ -1,0 +1,6 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    if let Err(finding) = socp_core::fuzzing::server_frames(data) {
+        panic!("{finding}");
+    }
+});
