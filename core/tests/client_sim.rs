@@ -26,9 +26,23 @@ use socp_core::wire::{Envelope, ErrorCode, Limits, Message, MsgType, b64};
 
 /// Three linked servers: (sim, [introducer, a, b]).
 fn mesh(seed: u64) -> (Sim, [usize; 3]) {
+    mesh_with(seed, true)
+}
+
+/// [`mesh`] on plain SOCP links, for tests that play a peer server by
+/// injecting signed frames into a server link (a secure link would refuse
+/// any frame not sealed in its channel).
+fn legacy_mesh(seed: u64) -> (Sim, [usize; 3]) {
+    mesh_with(seed, false)
+}
+
+fn mesh_with(seed: u64, secure_links: bool) -> (Sim, [usize; 3]) {
     let mut sim = Sim::new(seed);
-    let intro = sim.add_server(ServerConfig::default(), 1);
-    let cfg = sim.config_joining(&[intro]);
+    let mut intro_cfg = ServerConfig::default();
+    intro_cfg.secure_links = secure_links;
+    let intro = sim.add_server(intro_cfg, 1);
+    let mut cfg = sim.config_joining(&[intro]);
+    cfg.secure_links = secure_links;
     let a = sim.add_server(cfg.clone(), 2);
     sim.run_for(Duration::from_secs(2));
     let b = sim.add_server(cfg, 3);
@@ -46,7 +60,10 @@ fn client(sim: &mut Sim, s: usize, key: usize) -> usize {
 
 /// Alice on server a and Bob on server b, knowing each other.
 fn alice_and_bob(seed: u64) -> (Sim, usize, usize, [usize; 3]) {
-    let (mut sim, servers) = mesh(seed);
+    alice_and_bob_on(mesh(seed))
+}
+
+fn alice_and_bob_on((mut sim, servers): (Sim, [usize; 3])) -> (Sim, usize, usize, [usize; 3]) {
     let alice = client(&mut sim, servers[1], 4);
     let bob = client(&mut sim, servers[2], 5);
     sim.run_for(Duration::from_secs(2));
@@ -474,7 +491,8 @@ fn reconnect_resends_what_was_queued() {
 /// conflicts, key-share signatures and per-member shares.
 #[test]
 fn conformance_20_public_channel() {
-    let (mut sim, alice, bob, servers) = alice_and_bob(22);
+    // Plain links: the test plays server b by injecting a signed frame.
+    let (mut sim, alice, bob, servers) = alice_and_bob_on(legacy_mesh(22));
     let [intro, a, b] = servers;
     // Auto-join: every client got the channel's version on hello.
     let v_alice = sim.client(alice).public_version();
@@ -778,7 +796,7 @@ fn a_sent_dm_to_a_user_who_left_fails_with_user_not_found() {
 /// broken) must not crash anyone when the next user joins.
 #[test]
 fn a_channel_version_at_u64_max_does_not_overflow() {
-    let (mut sim, [_, a, b]) = mesh(35);
+    let (mut sim, [_, a, b]) = legacy_mesh(35);
     let add = PublicChannelAdd {
         add: vec!["7e6d5c4b-3a29-4817-8615-0a0b0c0d0e0f".into()],
         if_version: u64::MAX,

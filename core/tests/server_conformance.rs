@@ -500,7 +500,7 @@ fn ids(list: &[&str]) -> Vec<String> {
 
 /// A full mesh of `n` servers (keys 1..=n) built through server 0 as introducer.
 fn mesh(seed: u64, n: usize) -> (Sim, Vec<usize>) {
-    let mut sim = Sim::new(seed);
+    let mut sim = Sim::legacy(seed);
     let intro = sim.add_server(ServerConfig::default(), 1);
     let cfg = sim.config_joining(&[intro]);
     let mut servers = vec![intro];
@@ -1253,7 +1253,7 @@ const NEW_ID: &str = "77777777-7777-4777-8777-777777777777";
 
 #[test]
 fn case_15_the_joiner_skips_a_down_introducer_and_joins_through_the_second() {
-    let mut sim = Sim::new(15);
+    let mut sim = Sim::legacy(15);
     let s0 = sim.add_server(ServerConfig::default(), 1);
     let s1 = sim.add_server(sim.config_joining(&[s0]), 2);
     sim.run_for(Duration::from_secs(2));
@@ -1315,7 +1315,7 @@ fn case_15_the_joiner_skips_a_down_introducer_and_joins_through_the_second() {
 
 #[test]
 fn case_15_the_joiner_announces_itself_with_to_star_on_every_link() {
-    let mut sim = Sim::new(151);
+    let mut sim = Sim::legacy(151);
     let s0 = sim.add_server(ServerConfig::default(), 1);
     let s1 = sim.add_server(sim.config_joining(&[s0]), 2);
     sim.run_for(Duration::from_secs(2));
@@ -1907,7 +1907,7 @@ fn case_18_list_is_sorted_includes_users_learned_by_gossip_and_follows_user_remo
     // s1's own adverts to s2 are lost, so s2 learns of s1's users only through s0
     // forwarding s1's gossip. (The s1 — s2 link is up: a user whose home server we
     // cannot reach is not listed, since nothing could be routed to it.)
-    let mut sim = Sim::new(18);
+    let mut sim = Sim::legacy(18);
     let s0 = sim.add_server(ServerConfig::default(), 1);
     let s1 = sim.add_server(sim.config_joining(&[s0]), 2);
     sim.run_for(Duration::from_secs(2));

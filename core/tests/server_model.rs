@@ -1226,3 +1226,13 @@ fn regression_a_welcome_after_the_home_link_leaves_a_ghost_user() {
     // `run` restarts servers 1 and 2, heals, and checks every roster.
     run(16673649659609, 4, 5, 0, &ops).unwrap();
 }
+
+/// Found with secure server links on: an injected, altered copy of a sealed
+/// server frame (the tamper hook) first closed that secure link, and the
+/// model (rightly) expected tampering to change nothing. A refused record now
+/// leaves the link up, as a refused signed frame does.
+#[test]
+fn regression_tampered_record_on_a_secure_link_then_a_crash() {
+    let ops = [Op::Tamper { frames: 1 }, Op::Crash { server: 22 }];
+    run(402_456_907_923_361_409, 4, 3, 2, &ops).unwrap();
+}

@@ -247,6 +247,22 @@ impl Net {
         }
     }
 
+    /// Waits until server `i` has `n` secure server links.
+    pub async fn wait_secure_links(&self, i: usize, n: usize) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let secure = self.inspect(i, |s| s.secure_servers().len()).await;
+            if secure == n {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "server {i} has {secure} secure links, want {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until server `i` knows exactly `users` as online (anywhere).
     pub async fn wait_roster(&self, i: usize, users: &[&str]) {
         let mut want: Vec<String> = users.iter().map(|u| (*u).to_owned()).collect();

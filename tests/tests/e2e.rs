@@ -32,6 +32,11 @@ async fn four_users_on_three_servers(mix: Mix) {
     for s in 0..4 {
         net.wait_roster(s, &everyone).await;
     }
+    // socp servers link with the secure profile (whatever runtime each runs
+    // on); the users are plain SOCP clients in the same mesh.
+    for s in 0..4 {
+        net.wait_secure_links(s, 3).await;
+    }
 
     // /list: every user, on every server.
     let mut listed = alice.list().await;

@@ -58,6 +58,11 @@ pub struct ServerConfig {
     pub login_failure_decay: Duration,
     /// Frame and JSON limits for decoding.
     pub limits: Limits,
+    /// Offer the secure profile to other socp servers (`server::secure`):
+    /// links where both sides offer it run a ratcheted, authenticated channel
+    /// instead of one RSA signature per frame. Links to other SOCP servers
+    /// stay plain either way. Default on.
+    pub secure_links: bool,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +85,7 @@ impl Default for ServerConfig {
             login_failures_per_address: 20,
             login_failure_decay: Duration::from_secs(60),
             limits: Limits::default(),
+            secure_links: true,
         }
     }
 }

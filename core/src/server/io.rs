@@ -177,6 +177,12 @@ pub enum Event {
         /// The peer server.
         server_id: String,
     },
+    /// A server link now runs the secure profile: its frames are sealed in
+    /// a ratcheted channel, without per-frame RSA signatures.
+    SecureLinkUp {
+        /// The peer server.
+        server_id: String,
+    },
     /// A server link closed or timed out; its users were removed.
     ServerLost {
         /// The peer server.

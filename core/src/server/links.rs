@@ -39,6 +39,8 @@ pub(super) struct Link {
     pub errors: TokenBucket,
     /// The peer's address without the port (inbound links; empty for dials).
     pub remote: String,
+    /// Where the link stands in the secure profile.
+    pub secure: super::secure::SecureLink,
 }
 
 impl Link {
@@ -50,6 +52,7 @@ impl Link {
             last_rx: now,
             errors: TokenBucket::new(errors_per_second, now),
             remote: String::new(),
+            secure: super::secure::SecureLink::Off,
         }
     }
 

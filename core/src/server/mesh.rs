@@ -39,9 +39,6 @@ use crate::wire::{Envelope, ErrorCode, b64, is_uuid_v4};
 /// frame limit is 1 MiB). The rest arrive as adverts once the links are up.
 pub const MAX_WELCOME_CLIENTS: usize = 256;
 
-/// Capabilities we offer in link openers (the secure profile comes later).
-const CAPS: &[&str] = &[];
-
 impl Server {
     // ----- joining, as the new server ------------------------------------------
 
@@ -84,10 +81,10 @@ impl Server {
             host: self.cfg.host.clone(),
             port: self.cfg.port,
             pubkey: self.key_wire.clone(),
-            caps: caps(),
+            caps: self.caps(),
         };
         let to = format!("{}:{}", e.host, e.port);
-        let frame = self.signed_frame(&to, now.unix_ms, hello.into());
+        let frame = self.hello_frame(&to, now, hello.into());
         self.send(link, frame);
     }
 
@@ -587,9 +584,9 @@ impl Server {
             host: self.cfg.host.clone(),
             port: self.cfg.port,
             pubkey: self.key_wire.clone(),
-            caps: caps(),
+            caps: self.caps(),
         };
-        let frame = self.signed_frame(server_id, now.unix_ms, hello.into());
+        let frame = self.hello_frame(server_id, now, hello.into());
         self.send(link, frame);
         if let Some(s) = self.servers.get_mut(server_id)
             && s.dialing == Some(link)
@@ -689,10 +686,13 @@ impl Server {
             host: self.cfg.host.clone(),
             port: self.cfg.port,
             pubkey: self.key_wire.clone(),
-            caps: caps(),
+            caps: self.caps(),
         };
-        let frame = self.signed_frame("*", now.unix_ms, announce.into());
+        let frame = self.hello_frame("*", now, announce.into());
         self.send(link, frame);
+        // The acceptor of a link whose dialler offered the secure profile
+        // starts the handshake right after its announce (server::secure).
+        self.start_secure(now, link, server_id);
         let locals: Vec<String> = self.local_users.keys().cloned().collect();
         for user in locals {
             let frame = self.local_advert_frame(now, &user);
@@ -803,8 +803,4 @@ impl Server {
             }
         }
     }
-}
-
-fn caps() -> Vec<String> {
-    CAPS.iter().map(|c| (*c).to_owned()).collect()
 }

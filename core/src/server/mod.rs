@@ -48,6 +48,7 @@ mod links;
 mod mesh;
 mod presence;
 mod routing;
+mod secure;
 mod sigcache;
 mod throttle;
 
@@ -65,6 +66,7 @@ pub use io::{
     Transmit,
 };
 pub use mesh::MAX_WELCOME_CLIENTS;
+pub use secure::SECURE_CAP;
 pub use store::{MemoryStore, Store};
 
 use crate::crypto::rsa::{RsaIdentity, RsaPublic};
@@ -73,6 +75,14 @@ use crate::time::{Instant, Now};
 use crate::wire::messages::ErrorMsg;
 use crate::wire::{Envelope, ErrorCode, Message, b64};
 use links::{Link, Origin, Role};
+
+/// A server frame as it arrived: its bytes (forwarded as they are by
+/// gossip) and whether it came out of a secure link's channel.
+#[derive(Debug, Clone, Copy)]
+struct Received<'a> {
+    raw: &'a [u8],
+    sealed: bool,
+}
 use seen::{SeenCache, SeenKey};
 use sigcache::SigCache;
 
@@ -166,6 +176,8 @@ pub struct Server {
     heartbeat_at: Instant,
     hello_deadlines: BTreeSet<(Instant, LinkId)>,
     sigs: SigCache,
+    /// Our secure-profile identity (Ed25519 key, RSA binding).
+    secure_id: secure::SecureIdentity,
     /// Signatures already verified: SHA-256 of (key fingerprint, payload digest, sig).
     verified: sigcache::VerifiedCache,
     transmits: VecDeque<Transmit>,
@@ -197,6 +209,7 @@ impl Server {
         now: Now,
     ) -> Self {
         let mut rng = rng_from_seed(seed);
+        let secure_id = secure::SecureIdentity::new(&seed);
         let id = stored
             .server_id
             .clone()
@@ -237,6 +250,7 @@ impl Server {
             join_backoff: cfg_backoff,
             hello_deadlines: BTreeSet::new(),
             sigs: SigCache::new(1024),
+            secure_id,
             verified: sigcache::VerifiedCache::new(4096),
             transmits: VecDeque::new(),
             actions: VecDeque::new(),
@@ -338,6 +352,21 @@ impl Server {
         self.local_users.keys().cloned().collect()
     }
 
+    /// Servers whose link to us runs the secure profile (its channel is
+    /// up), sorted.
+    #[must_use]
+    pub fn secure_servers(&self) -> Vec<String> {
+        self.servers
+            .iter()
+            .filter(|(_, s)| {
+                s.link
+                    .and_then(|l| self.links.get(&l))
+                    .is_some_and(|l| matches!(l.secure, secure::SecureLink::On(_)))
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// Servers with an identified link to us, sorted.
     #[must_use]
     pub fn linked_servers(&self) -> Vec<String> {
@@ -427,11 +456,59 @@ impl Server {
                 return;
             }
         };
+        if let Role::Server(server) = &role {
+            match &msg {
+                Message::SecureHandshake(hs) => {
+                    self.on_secure_handshake(now, link, hs);
+                    return;
+                }
+                Message::Secure(record) => {
+                    if let Some(inner) = self.open_secure(link, record) {
+                        self.on_sealed_frame(now, link, server, &inner);
+                    }
+                    return;
+                }
+                _ if !self.plain_frame_allowed(link) => return,
+                _ => {}
+            }
+        }
         match role {
             Role::Pending => self.on_first_frame(now, link, env, msg),
             Role::User(user) => self.on_user_frame(now, link, &user, env, msg),
-            Role::Server(server) => self.on_server_frame(now, link, &server, env, msg, frame),
+            Role::Server(server) => {
+                let received = Received {
+                    raw: frame,
+                    sealed: false,
+                };
+                self.on_server_frame(now, link, &server, env, msg, received);
+            }
             Role::Closing => {}
+        }
+    }
+
+    /// A frame opened from a secure link's channel: processed like any server
+    /// frame, except that the channel stands in for the transport signature
+    /// of frames the link's server sends in its own name.
+    fn on_sealed_frame(&mut self, now: Now, link: LinkId, server: &str, inner: &[u8]) {
+        let decoded = Envelope::decode(inner, &self.cfg.limits)
+            .map_err(|e| format!("undecodable sealed frame: {e}"))
+            .and_then(|env| {
+                env.message()
+                    .map(|msg| (env, msg))
+                    .map_err(|e| format!("bad sealed payload: {e}"))
+            });
+        match decoded {
+            Ok((_, Message::Secure(_) | Message::SecureHandshake(_))) => {
+                self.reject(link, ErrorCode::BadFrame, "a nested secure frame".into());
+            }
+            Ok((env, msg)) => {
+                let received = Received {
+                    raw: inner,
+                    sealed: true,
+                };
+                self.on_server_frame(now, link, server, env, msg, received);
+            }
+            Err(detail) => self.reject(link, ErrorCode::BadFrame, detail),
         }
     }
 
@@ -485,6 +562,7 @@ impl Server {
         self.now = now;
         self.seen.expire(now.mono);
         self.expire_hellos(now);
+        self.secure_deadlines(now);
         self.join_tick(now);
         if now.mono >= self.heartbeat_at {
             self.heartbeat_tick(now);
@@ -556,6 +634,9 @@ impl Server {
         if let Some((t, _)) = self.hello_deadlines.first() {
             next = next.min(*t);
         }
+        if let Some(t) = self.next_secure_deadline() {
+            next = next.min(t);
+        }
         match &self.join {
             JoinState::Joining { deadline, .. } => next = next.min(*deadline),
             JoinState::Waiting { until, .. } => next = next.min(*until),
@@ -585,11 +666,16 @@ impl Server {
             Message::UserRegister(reg) => self.on_user_register(now, link, reg),
             Message::AuthResponse(resp) => self.on_auth_response(now, link, &resp),
             Message::KeystoreFetch(fetch) => self.on_keystore_fetch(now, link, &fetch),
-            Message::ServerHelloJoin(join) => self.on_hello_join(now, link, &env, join),
+            Message::ServerHelloJoin(join) => {
+                self.note_secure_offer(link, &env, &join.caps);
+                self.on_hello_join(now, link, &env, join);
+            }
             Message::ServerHelloLink(hello) => {
+                self.note_secure_offer(link, &env, &hello.caps);
                 self.on_server_hello(now, link, &env, hello.host, hello.port, &hello.pubkey);
             }
             Message::ServerAnnounce(hello) => {
+                self.note_secure_offer(link, &env, &hello.caps);
                 self.on_server_hello(now, link, &env, hello.host, hello.port, &hello.pubkey);
             }
             Message::ServerWelcome(welcome) => match origin {
@@ -669,8 +755,9 @@ impl Server {
         server: &str,
         env: Envelope,
         msg: Message,
-        raw: &[u8],
+        received: Received<'_>,
     ) {
+        let Received { raw, sealed } = received;
         // Duplicates are dropped before the (costly) signature check; a key enters
         // the cache only after its frame verified, so forgeries cannot poison it.
         // The canonical payload and its digest serve the seen key and the signature.
@@ -683,7 +770,13 @@ impl Server {
             self.events.push_back(Event::Duplicate { link });
             return;
         }
-        if let Err(detail) = self.verify_server_sig(server, &env, &signed, &digest) {
+        // On a secure link, the link's server may send in its own name (or
+        // relay its users' content) without a signature: the channel
+        // authenticated the frame. Frames of other servers keep theirs.
+        let vouched = sealed
+            && env.sig.is_none()
+            && (env.from == server || !self.servers.contains_key(&env.from));
+        if !vouched && let Err(detail) = self.verify_server_sig(server, &env, &signed, &digest) {
             self.reject(link, ErrorCode::InvalidSig, detail);
             return;
         }
@@ -705,6 +798,7 @@ impl Server {
         }
         match msg {
             Message::ServerAnnounce(a) => {
+                self.note_secure_announce(now, link, &env, &a.caps);
                 self.on_announce(now, link, &env, a.host, a.port, &a.pubkey);
             }
             Message::UserAdvertise(ad) => self.on_user_advertise(now, link, server, &env, ad, raw),
@@ -823,7 +917,15 @@ impl Server {
         link
     }
 
+    /// Queues `frame` for `link`, sealed if the link is secure.
     fn send(&mut self, link: LinkId, frame: Bytes) {
+        if let Some(frame) = self.outgoing(link, frame) {
+            self.transmit(link, frame);
+        }
+    }
+
+    /// Queues `frame` for `link` exactly as it is.
+    fn transmit(&mut self, link: LinkId, frame: Bytes) {
         if self.links.contains_key(&link) {
             self.transmits.push_back(Transmit { link, frame });
         }
@@ -911,6 +1013,36 @@ impl Server {
         let sig = self.sign_payload(&env.payload, false);
         env.sig = (!sig.is_empty()).then_some(sig);
         Bytes::from(env.encode())
+    }
+
+    /// A frame in our name for `target` carrying `extra` payload keys:
+    /// unsigned when `target` is a secure link (its channel authenticates
+    /// every record), signed otherwise.
+    fn frame_for(
+        &mut self,
+        target: LinkId,
+        to: &str,
+        ts: u64,
+        msg: Message,
+        extra: Map<String, Value>,
+    ) -> Bytes {
+        if !self.link_seals(target) {
+            return self.signed_frame_with(to, ts, msg, extra);
+        }
+        let mut env = Envelope::new(self.id.clone(), to, ts, msg);
+        for (k, v) in extra {
+            env.payload.entry(k).or_insert(v);
+        }
+        Bytes::from(env.encode())
+    }
+
+    /// [`Server::resigned`] for `target`: without a signature on a secure link.
+    fn resigned_for(&mut self, target: LinkId, mut env: Envelope) -> Bytes {
+        if self.link_seals(target) {
+            env.sig = None;
+            return Bytes::from(env.encode());
+        }
+        self.resigned(env)
     }
 
     /// Re-signs a relayed envelope with our key, keeping its `from`, `to` and `ts`.

@@ -171,7 +171,7 @@ impl Server {
                     content_sig: dm.content_sig,
                     orig_ts: Some(dm.ts),
                 };
-                let frame = self.signed_frame_with(&home, dm.ts, deliver.into(), dm.carried);
+                let frame = self.frame_for(target, &home, dm.ts, deliver.into(), dm.carried);
                 (target, frame)
             }
         };
@@ -288,9 +288,19 @@ impl Server {
                     })
                     .filter_map(|(_, s)| s.link)
                     .collect();
-                if !homes.is_empty() {
+                // One frame per kind of link: signed once for plain links,
+                // unsigned for secure ones (their channel authenticates it).
+                let (sealed, plain): (Vec<LinkId>, Vec<LinkId>) =
+                    homes.into_iter().partition(|t| self.link_seals(*t));
+                if let Some(first) = sealed.first() {
+                    let frame = self.resigned_for(*first, env.clone());
+                    for target in sealed {
+                        self.send(target, frame.clone());
+                    }
+                }
+                if !plain.is_empty() {
                     let frame = self.resigned(env);
-                    for target in homes {
+                    for target in plain {
                         self.send(target, frame.clone());
                     }
                 }
@@ -300,7 +310,7 @@ impl Server {
         match self.next_hop(&env.to, from_server) {
             Some(NextHop::Local(target)) => self.send(target, local_frame),
             Some(NextHop::Home(_, target)) => {
-                let frame = self.resigned(env);
+                let frame = self.resigned_for(target, env);
                 self.send(target, frame);
             }
             None => {

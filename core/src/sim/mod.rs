@@ -189,6 +189,9 @@ pub struct Sim {
     hook: Option<Hook>,
     events: Vec<(Instant, usize, Event)>,
     frames_sent: u64,
+    /// Every server added runs plain SOCP links (`ServerConfig::secure_links`
+    /// forced off): see [`Sim::legacy`].
+    legacy_links: bool,
 }
 
 impl core::fmt::Debug for Sim {
@@ -225,7 +228,18 @@ impl Sim {
             hook: None,
             events: Vec::new(),
             frames_sent: 0,
+            legacy_links: false,
         }
+    }
+
+    /// [`Sim::new`] whose servers never use the secure profile between
+    /// themselves: every server link stays plain SOCP v1.3, so tests can
+    /// inspect and inject the frames servers exchange (conformance cases).
+    #[must_use]
+    pub fn legacy(seed: u64) -> Self {
+        let mut sim = Self::new(seed);
+        sim.legacy_links = true;
+        sim
     }
 
     /// The current virtual time.
@@ -255,6 +269,9 @@ impl Sim {
     /// fixture key `key` (1..=12); returns its index.
     pub fn add_server(&mut self, mut cfg: ServerConfig, key: usize) -> usize {
         let idx = self.servers.len();
+        if self.legacy_links {
+            cfg.secure_links = false;
+        }
         cfg.host = SIM_HOST.to_owned();
         cfg.port = port_of(idx);
         let server = Server::new(

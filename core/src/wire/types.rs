@@ -128,6 +128,11 @@ pub enum MsgType {
     KeystoreFetch,
     /// `KEYSTORE`: accounts (register, login, keystore fetch).
     Keystore,
+    /// `SECURE_HANDSHAKE`: a secure-profile handshake message on a link
+    /// (socp only; `core::session`).
+    SecureHandshake,
+    /// `SECURE`: a frame sealed in a secure link's channel (socp only).
+    Secure,
     /// Any other type name, kept exactly as received.
     ///
     /// [`MsgType::parse`] never puts a known name here.
@@ -176,6 +181,8 @@ impl MsgType {
         Self::UserRegister,
         Self::KeystoreFetch,
         Self::Keystore,
+        Self::SecureHandshake,
+        Self::Secure,
     ];
 
     /// The type name as it appears on the wire.
@@ -217,6 +224,8 @@ impl MsgType {
             Self::UserRegister => "USER_REGISTER",
             Self::KeystoreFetch => "KEYSTORE_FETCH",
             Self::Keystore => "KEYSTORE",
+            Self::SecureHandshake => "SECURE_HANDSHAKE",
+            Self::Secure => "SECURE",
             Self::Unknown(name) => name,
         }
     }
@@ -264,6 +273,8 @@ impl MsgType {
             "USER_REGISTER" => Self::UserRegister,
             "KEYSTORE_FETCH" => Self::KeystoreFetch,
             "KEYSTORE" => Self::Keystore,
+            "SECURE_HANDSHAKE" => Self::SecureHandshake,
+            "SECURE" => Self::Secure,
             other => Self::Unknown(other.to_owned()),
         }
     }
@@ -304,7 +315,7 @@ mod tests {
             assert_eq!(&MsgType::parse(t.as_str()), t);
             assert!(t.is_known());
         }
-        assert_eq!(MsgType::KNOWN.len(), 38);
+        assert_eq!(MsgType::KNOWN.len(), 40);
     }
 
     #[test]

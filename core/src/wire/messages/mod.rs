@@ -34,8 +34,9 @@ pub use directory::{
 pub use files::{FileChunk, FileEnd, FileMode, FileStart};
 pub(crate) use lenient::digits_to_u64;
 pub use server::{
-    ClientInfo, Heartbeat, ServerAnnounce, ServerDeliver, ServerGoodbye, ServerHelloJoin,
-    ServerHelloLink, ServerInfo, ServerWelcome, UserAdvertise, UserRemove,
+    ClientInfo, Heartbeat, SecureHandshake, SecureOffer, SecureRecord, ServerAnnounce,
+    ServerDeliver, ServerGoodbye, ServerHelloJoin, ServerHelloLink, ServerInfo, ServerWelcome,
+    UserAdvertise, UserRemove,
 };
 pub use user::{MsgDirect, UserDeliver, UserHello};
 
@@ -226,4 +227,8 @@ messages! {
     KeystoreFetch(KeystoreFetch) => MsgType::KeystoreFetch, MsgType::KeystoreFetch,
     /// `KEYSTORE` (accounts).
     Keystore(Keystore) => MsgType::Keystore, MsgType::Keystore,
+    /// `SECURE_HANDSHAKE` (secure links).
+    SecureHandshake(SecureHandshake) => MsgType::SecureHandshake, MsgType::SecureHandshake,
+    /// `SECURE` (secure links).
+    Secure(SecureRecord) => MsgType::Secure, MsgType::Secure,
 }

@@ -205,3 +205,63 @@ pub struct ServerDeliver {
 /// impl A's `{now}` and impl B's `{server_type}` all decode); we send `{}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Heartbeat {}
+
+/// `SECURE_HANDSHAKE`: one message of the secure profile's handshake on a
+/// server link (`core::session::handshake`), base64url. Not signed: the
+/// handshake authenticates itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecureHandshake {
+    /// The handshake message, base64url.
+    pub m: String,
+}
+
+/// `SECURE`: a frame sealed in a secure link's channel
+/// (`core::session::channel`), base64url.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecureRecord {
+    /// The channel record, base64url.
+    pub r: String,
+}
+
+/// The secure-profile offer a socp server adds to its signed
+/// `SERVER_HELLO_JOIN`, `SERVER_HELLO_LINK` and `SERVER_ANNOUNCE` payloads
+/// (next to `caps`): its Ed25519 key and the RSA-PSS binding of that key to
+/// its id (`core::session::identity`). Inside the transport-signed payload,
+/// neither can be stripped or swapped without breaking the signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecureOffer {
+    /// The Ed25519 public key, base64url.
+    pub ed25519: String,
+    /// The RSA-PSS binding signature, base64url.
+    pub binding: String,
+}
+
+impl SecureOffer {
+    /// The payload key of the Ed25519 key.
+    pub const ED25519_KEY: &'static str = "ed25519";
+    /// The payload key of the binding.
+    pub const BINDING_KEY: &'static str = "ed25519_binding";
+
+    /// Reads the offer from a hello's payload, if both keys are strings.
+    #[must_use]
+    pub fn from_payload(payload: &Map<String, Value>) -> Option<Self> {
+        let ed25519 = payload.get(Self::ED25519_KEY)?.as_str()?.to_owned();
+        let binding = payload.get(Self::BINDING_KEY)?.as_str()?.to_owned();
+        Some(Self { ed25519, binding })
+    }
+
+    /// The payload keys to add to a hello.
+    #[must_use]
+    pub fn to_payload(&self) -> Map<String, Value> {
+        let mut map = Map::new();
+        map.insert(
+            Self::ED25519_KEY.into(),
+            Value::String(self.ed25519.clone()),
+        );
+        map.insert(
+            Self::BINDING_KEY.into(),
+            Value::String(self.binding.clone()),
+        );
+        map
+    }
+}
