@@ -66,7 +66,7 @@ pub use io::{
     Transmit,
 };
 pub use mesh::MAX_WELCOME_CLIENTS;
-pub use secure::SECURE_CAP;
+pub use secure::{MAX_HELD_FRAMES, SECURE_CAP};
 pub use store::{MemoryStore, Store};
 
 use crate::crypto::rsa::{RsaIdentity, RsaPublic};

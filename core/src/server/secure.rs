@@ -54,6 +54,10 @@ use crate::wire::{Envelope, Message, b64};
 /// The capability a socp server offers for secure links.
 pub const SECURE_CAP: &str = "socp-secure-v1";
 
+/// Most frames a dialler holds for a link between sending M2 and reading M3
+/// (one round trip); past it the link is closed rather than memory grown.
+pub const MAX_HELD_FRAMES: usize = 4096;
+
 /// The context every link record is sealed with (the channel's per-direction
 /// chains already tell the directions apart).
 const LINK_CONTEXT: &[u8] = b"socp server link";
@@ -424,8 +428,12 @@ impl Server {
                     None
                 }
             },
-            SecureLink::Responded { held, .. } => {
+            SecureLink::Responded { held, .. } if held.len() < MAX_HELD_FRAMES => {
                 held.push(frame);
+                None
+            }
+            SecureLink::Responded { .. } => {
+                self.secure_fail(link, "too many frames waiting for the secure handshake");
                 None
             }
             _ => Some(frame),
