@@ -54,7 +54,11 @@ fn mesh_with(seed: u64, secure_links: bool) -> (Sim, [usize; 3]) {
 
 /// A client with fixture key `key` on server `s`, connected.
 fn client(sim: &mut Sim, s: usize, key: usize) -> usize {
-    let cfg = sim.client_config(&[s]);
+    let mut cfg = sim.client_config(&[s]);
+    // These tests play a tampering path or a malicious server between client
+    // and server (hooks that read and rewrite frames), so the client's link
+    // stays plain SOCP; secure client links are tested in server_secure.rs.
+    cfg.secure_link = false;
     sim.add_client(cfg, key, key as u64)
 }
 

@@ -144,7 +144,9 @@ struct Report {
 
 fn run(servers: usize, users_per_server: usize, seed: u64) -> Report {
     let wall = WallClock::now();
-    let mut sim = Sim::new(seed);
+    // The legacy profile: this measures SOCP v1.3 gossip by frame type, which
+    // secure links would hide inside SECURE records (BENCHMARKS.md section 2).
+    let mut sim = Sim::legacy(seed);
     let counts: Rc<RefCell<Counts>> = Rc::default();
     let sink = Rc::clone(&counts);
     sim.set_hook(Box::new(move |flight| {

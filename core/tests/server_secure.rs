@@ -356,3 +356,71 @@ fn altered_and_replayed_records_are_refused_and_the_link_carries_on() {
 fn the_offer_is_in_the_caps() {
     assert_eq!(SECURE_CAP, "socp-secure-v1");
 }
+
+/// socp clients open the secure profile on their link; every frame between
+/// client and server is then sealed, DMs cross two secure server links and
+/// two secure client links, and still verify end to end.
+#[test]
+fn socp_clients_link_securely_and_dms_still_verify() {
+    use socp_core::client::{ClientEvent, MessageStatus};
+    let (mut sim, [_, a, b]) = mesh(7, [true; 3]);
+    let cfg = sim.client_config(&[a]);
+    let alice = sim.add_client(cfg, 4, 4);
+    let cfg = sim.client_config(&[b]);
+    let bob = sim.add_client(cfg, 5, 5);
+    sim.run_for(Duration::from_secs(3));
+    assert!(sim.client(alice).is_link_secure());
+    assert!(sim.client(bob).is_link_secure());
+    let types = watch_client_types(&mut sim);
+    let bob_id = sim.client(bob).user_id().to_owned();
+    sim.client_do(alice, |c, now| {
+        c.send_direct(now, &bob_id, "sealed all the way")
+    });
+    sim.run_for(Duration::from_secs(3));
+    let got = sim
+        .sim_client(bob)
+        .events
+        .iter()
+        .find_map(|(_, e)| match e {
+            ClientEvent::Message { text, status, .. } if text == "sealed all the way" => {
+                Some(*status)
+            }
+            _ => None,
+        });
+    assert_eq!(got, Some(MessageStatus::Verified));
+    let types = types.borrow();
+    assert!(!types.is_empty());
+    assert!(
+        types.iter().all(|t| *t == MsgType::Secure),
+        "plain frames between socp clients and servers: {types:?}"
+    );
+}
+
+/// A client that does not offer the profile keeps a plain link.
+#[test]
+fn a_client_without_the_profile_keeps_a_plain_link() {
+    let (mut sim, [_, a, _]) = mesh(8, [true; 3]);
+    let mut cfg = sim.client_config(&[a]);
+    cfg.secure_link = false;
+    let carol = sim.add_client(cfg, 6, 6);
+    sim.run_for(Duration::from_secs(3));
+    assert!(!sim.client(carol).is_link_secure());
+    assert!(sim.client(carol).is_connected());
+}
+
+/// Records the type of every frame between a client and a server, from now on.
+fn watch_client_types(sim: &mut Sim) -> Rc<RefCell<Vec<MsgType>>> {
+    let seen: Rc<RefCell<Vec<MsgType>>> = Rc::default();
+    let sink = Rc::clone(&seen);
+    sim.set_hook(Box::new(move |f: &mut InFlight| {
+        let server_server = matches!(
+            (f.from, f.to),
+            (Endpoint::Server { .. }, Endpoint::Server { .. })
+        );
+        if !server_server && let Ok(env) = Envelope::decode(&f.frame, &Limits::default()) {
+            sink.borrow_mut().push(env.msg_type);
+        }
+        Verdict::Deliver
+    }));
+    seen
+}

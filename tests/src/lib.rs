@@ -390,6 +390,22 @@ impl User {
         user
     }
 
+    /// Waits until this client's link to its server runs the secure profile.
+    pub async fn wait_secure_link(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if self.handle.with(|c, _| c.is_link_secure()).await == Some(true) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{}: the link never became secure",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn wait_connected(&mut self) {
         self.wait_for("connected", |u| {
             matches!(u, ClientUpdate::Event(ClientEvent::Connected { .. }))

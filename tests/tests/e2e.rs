@@ -33,9 +33,12 @@ async fn four_users_on_three_servers(mix: Mix) {
         net.wait_roster(s, &everyone).await;
     }
     // socp servers link with the secure profile (whatever runtime each runs
-    // on); the users are plain SOCP clients in the same mesh.
+    // on), and so do socp clients with their servers.
     for s in 0..4 {
         net.wait_secure_links(s, 3).await;
+    }
+    for user in [&alice, &bob, &carol, &dave] {
+        user.wait_secure_link().await;
     }
 
     // /list: every user, on every server.

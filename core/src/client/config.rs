@@ -44,6 +44,11 @@ pub struct ClientConfig {
     pub max_outbox: usize,
     /// Frame and JSON limits for decoding.
     pub limits: Limits,
+    /// Offer the secure profile on the link to the server (`client::secure`):
+    /// a socp server then seals every frame of this link in a ratcheted
+    /// channel and signs none of them. A SOCP server just refuses the offer.
+    /// Default on.
+    pub secure_link: bool,
 }
 
 impl ClientConfig {
@@ -64,6 +69,7 @@ impl ClientConfig {
             reassembly_timeout: Duration::from_secs(60),
             max_outbox: 1024,
             limits: Limits::default(),
+            secure_link: true,
         }
     }
 }

@@ -72,6 +72,7 @@ mod keys;
 mod login;
 mod public;
 mod reconnect;
+mod secure;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -235,6 +236,14 @@ pub struct Client {
     /// Sent messages waiting for the server's ACK (`acks` module), by
     /// `msg_ref` of their first piece.
     unacked: BTreeMap<String, acks::Unacked>,
+    /// The secure profile on the current connection.
+    link_security: secure::LinkSecurity,
+    /// Inside `handle_frame` for a frame opened from the channel.
+    unsealing: bool,
+    /// Our session identity (Ed25519 key bound to our RSA key), made once.
+    secure_me: Option<crate::session::LocalIdentity>,
+    /// Derives the Ed25519 key of `secure_me`, without drawing from `rng`.
+    secure_seed: [u8; 32],
     ack_seq: u64,
     /// The last fully acknowledged messages: (key, msg_id, to).
     recently_acked: VecDeque<(String, MessageId, String)>,
@@ -298,6 +307,10 @@ impl Client {
             public_version: 0,
             channel_key: None,
             unacked: BTreeMap::new(),
+            link_security: secure::LinkSecurity::Off,
+            unsealing: false,
+            secure_me: None,
+            secure_seed: seed,
             ack_seq: 0,
             recently_acked: VecDeque::new(),
             server_acks: false,
@@ -406,6 +419,7 @@ impl Client {
         };
         // Frames not yet handed to the dead link are gone with it.
         self.transmits.clear();
+        self.link_security = secure::LinkSecurity::Off;
         self.online.clear();
         self.roster_ready = false;
         self.roster_deadline = None;
@@ -452,6 +466,22 @@ impl Client {
             Ok(msg) => msg,
             Err(e) => return self.dropped(format!("bad payload: {e}")),
         };
+        match &msg {
+            Message::SecureHandshake(hs) => return self.on_secure_handshake(now, hs),
+            Message::Secure(record) if !self.unsealing => {
+                if let Some(inner) = self.open_secure(record) {
+                    self.unsealing = true;
+                    self.handle_frame(now, &inner);
+                    self.unsealing = false;
+                }
+                return;
+            }
+            Message::Secure(_) => return self.dropped("a nested sealed frame".into()),
+            _ if self.link_sealed() && !self.unsealing => {
+                return self.dropped("a plain frame on a secure link".into());
+            }
+            _ => {}
+        }
         if !matches!(msg, Message::Error(_))
             && let LinkState::Up { heard, phase, .. } = &mut self.link
         {
@@ -763,6 +793,7 @@ impl Client {
         };
         self.roster_ready = false;
         self.roster_deadline = Some(now.mono + self.cfg.roster_grace);
+        self.start_secure(now);
         self.events.push_back(ClientEvent::Connected { index });
         self.requeue_unacked();
         self.flush(now);
@@ -932,7 +963,9 @@ impl Client {
                 match self.file_frames(now, &file_id, &to, &file, key) {
                     Ok(frames) => {
                         let chunks = u64::try_from(frames.len().saturating_sub(2)).unwrap_or(0);
-                        self.transmits.extend(frames);
+                        for frame in frames {
+                            self.queue(frame);
+                        }
                         self.events.push_back(ClientEvent::FileSent {
                             file_id,
                             to,
@@ -958,7 +991,9 @@ impl Client {
         match result {
             Ok(frames) => {
                 let parts = frames.len();
-                self.transmits.extend(frames);
+                for frame in frames {
+                    self.queue(frame);
+                }
                 self.events
                     .push_back(ClientEvent::Sent { msg_id, to, parts });
             }
@@ -1005,7 +1040,7 @@ impl Client {
     // ----- helpers -------------------------------------------------------------
 
     fn send_env(&mut self, env: &Envelope) {
-        self.transmits.push_back(Bytes::from(env.encode()));
+        self.queue(Bytes::from(env.encode()));
     }
 
     fn dropped(&mut self, reason: String) {

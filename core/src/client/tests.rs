@@ -122,7 +122,9 @@ fn hello_is_sent_on_connect() {
     );
     c.handle_connected(now());
     let (frames, _, _) = drain(&mut c);
-    assert_eq!(frames.len(), 1);
+    // The hello, then the offer of the secure profile (client::secure).
+    assert_eq!(frames.len(), 2);
+    assert_eq!(frames[1].msg_type, MsgType::SecureHandshake);
     assert_eq!(frames[0].msg_type, MsgType::UserHello);
     assert_eq!(frames[0].from, ALICE);
     assert_eq!(frames[0].payload["client"], "socp");
@@ -478,8 +480,16 @@ fn reconnects_with_backoff_and_resends_the_queue() {
     alice.handle_connected(t);
     let (frames, _, _) = drain(&mut alice);
     let types: Vec<MsgType> = frames.iter().map(|f| f.msg_type.clone()).collect();
-    // Hello again; the key is still pinned, so the DM goes at once.
-    assert_eq!(types, [MsgType::UserHello, MsgType::MsgDirect]);
+    // Hello again (and the secure profile's offer); the key is still pinned,
+    // so the DM goes at once.
+    assert_eq!(
+        types,
+        [
+            MsgType::UserHello,
+            MsgType::SecureHandshake,
+            MsgType::MsgDirect
+        ]
+    );
     // A dial that keeps failing backs off further, up to the cap.
     let mut t = t;
     let mut last = Duration::ZERO;

@@ -456,7 +456,7 @@ impl Server {
                 return;
             }
         };
-        if let Role::Server(server) = &role {
+        if let Role::Server(_) | Role::User(_) = &role {
             match &msg {
                 Message::SecureHandshake(hs) => {
                     self.on_secure_handshake(now, link, hs);
@@ -464,7 +464,7 @@ impl Server {
                 }
                 Message::Secure(record) => {
                     if let Some(inner) = self.open_secure(link, record) {
-                        self.on_sealed_frame(now, link, server, &inner);
+                        self.on_sealed_frame(now, link, &role, &inner);
                     }
                     return;
                 }
@@ -486,10 +486,10 @@ impl Server {
         }
     }
 
-    /// A frame opened from a secure link's channel: processed like any server
-    /// frame, except that the channel stands in for the transport signature
-    /// of frames the link's server sends in its own name.
-    fn on_sealed_frame(&mut self, now: Now, link: LinkId, server: &str, inner: &[u8]) {
+    /// A frame opened from a secure link's channel: processed like any frame
+    /// of that server or user, except that for a server the channel stands in
+    /// for the transport signature of frames it sends in its own name.
+    fn on_sealed_frame(&mut self, now: Now, link: LinkId, role: &Role, inner: &[u8]) {
         let decoded = Envelope::decode(inner, &self.cfg.limits)
             .map_err(|e| format!("undecodable sealed frame: {e}"))
             .and_then(|env| {
@@ -501,13 +501,17 @@ impl Server {
             Ok((_, Message::Secure(_) | Message::SecureHandshake(_))) => {
                 self.reject(link, ErrorCode::BadFrame, "a nested secure frame".into());
             }
-            Ok((env, msg)) => {
-                let received = Received {
-                    raw: inner,
-                    sealed: true,
-                };
-                self.on_server_frame(now, link, server, env, msg, received);
-            }
+            Ok((env, msg)) => match role {
+                Role::Server(server) => {
+                    let received = Received {
+                        raw: inner,
+                        sealed: true,
+                    };
+                    self.on_server_frame(now, link, server, env, msg, received);
+                }
+                Role::User(user) => self.on_user_frame(now, link, user, env, msg),
+                _ => {}
+            },
             Err(detail) => self.reject(link, ErrorCode::BadFrame, detail),
         }
     }

@@ -159,7 +159,7 @@ impl Server {
                     orig_ts: Some(dm.ts),
                 };
                 let frame =
-                    self.signed_frame_with(&dm.recipient, dm.ts, deliver.into(), dm.carried);
+                    self.frame_for(target, &dm.recipient, dm.ts, deliver.into(), dm.carried);
                 (target, frame)
             }
             NextHop::Home(home, target) => {

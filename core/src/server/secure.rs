@@ -43,6 +43,7 @@ use bytes::Bytes;
 use super::links::Role;
 use super::{CLOSE_POLICY, ErrorCode, Event, LinkId, Server};
 use crate::crypto::ed25519::{Ed25519Identity, Ed25519Public};
+use crate::crypto::rsa::RsaPublic;
 use crate::session::handshake::Expect;
 use crate::session::{
     Channel, Initiator, LocalIdentity, Responder, ResponderAwaitingFinish, SessionError,
@@ -273,24 +274,43 @@ impl Server {
 
     /// A `SECURE_HANDSHAKE` frame arrived on `link`.
     pub(super) fn on_secure_handshake(&mut self, now: Now, link: LinkId, hs: &SecureHandshake) {
-        let Some(server_id) = self.links.get(&link).and_then(|l| match &l.role {
-            Role::Server(s) => Some(s.clone()),
+        // Whom the link belongs to, and the RSA key its Ed25519 key must be
+        // bound to: a server's pinned key, or the key a user logged in with.
+        let peer = self.links.get(&link).and_then(|l| match &l.role {
+            Role::Server(s) => Some((s.clone(), self.servers.get(s).map(|p| p.key.clone()), false)),
+            Role::User(u) => Some((
+                u.clone(),
+                self.user_keys
+                    .get(u)
+                    .and_then(|k| RsaPublic::from_wire(k).ok())
+                    .map(|(k, _)| k),
+                true,
+            )),
             _ => None,
-        }) else {
-            self.secure_fail(link, "a secure handshake on a link that is not a server's");
+        });
+        let Some((server_id, pinned, is_user)) = peer else {
+            self.secure_fail(link, "a secure handshake before the link identified itself");
             return;
         };
         let Ok(m) = b64::decode(&hs.m) else {
             self.secure_fail(link, "handshake message is not base64url");
             return;
         };
-        let Some(pinned) = self.servers.get(&server_id).map(|s| s.key.clone()) else {
+        let Some(pinned) = pinned else {
             self.secure_fail(link, "no pinned key for the peer");
             return;
         };
         if self.session_identity().is_none() {
-            self.secure_fail(link, "secure links are off here");
+            self.secure_fail(link, "the secure profile is off here");
             return;
+        }
+        let deadline = now.mono + self.cfg.hello_timeout;
+        if is_user
+            && let Some(l) = self.links.get_mut(&link)
+            && matches!(l.secure, SecureLink::Off)
+        {
+            // A socp client opens the handshake itself (it dialled us).
+            l.secure = SecureLink::AwaitingHello { deadline };
         }
         let state = match self.links.get_mut(&link) {
             Some(l) => core::mem::take(&mut l.secure),
@@ -408,7 +428,7 @@ impl Server {
     /// `None` when held or when sealing failed (the link is then closed).
     pub(super) fn outgoing(&mut self, link: LinkId, frame: Bytes) -> Option<Bytes> {
         let (id, to) = match self.links.get(&link).map(|l| &l.role) {
-            Some(Role::Server(s)) => (self.id.clone(), s.clone()),
+            Some(Role::Server(peer) | Role::User(peer)) => (self.id.clone(), peer.clone()),
             _ => return Some(frame),
         };
         let ts = self.now.unix_ms;

@@ -138,6 +138,10 @@ impl Sim {
         auth: AuthMode,
         seed: u64,
     ) -> usize {
+        let mut cfg = cfg;
+        if self.legacy_links {
+            cfg.secure_link = false;
+        }
         let mut s = self.seed;
         s[8..16].copy_from_slice(&(idx as u64).to_le_bytes());
         s[16..24].copy_from_slice(&seed.to_le_bytes());

@@ -189,9 +189,9 @@ pub struct Sim {
     hook: Option<Hook>,
     events: Vec<(Instant, usize, Event)>,
     frames_sent: u64,
-    /// Every server added runs plain SOCP links (`ServerConfig::secure_links`
-    /// forced off): see [`Sim::legacy`].
-    legacy_links: bool,
+    /// Every server and client added runs plain SOCP links
+    /// (`secure_links` / `secure_link` forced off): see [`Sim::legacy`].
+    pub(crate) legacy_links: bool,
 }
 
 impl core::fmt::Debug for Sim {
@@ -232,9 +232,9 @@ impl Sim {
         }
     }
 
-    /// [`Sim::new`] whose servers never use the secure profile between
-    /// themselves: every server link stays plain SOCP v1.3, so tests can
-    /// inspect and inject the frames servers exchange (conformance cases).
+    /// [`Sim::new`] whose servers and clients never use the secure profile:
+    /// every link stays plain SOCP v1.3, so tests can inspect and inject the
+    /// frames servers and clients exchange (conformance cases).
     #[must_use]
     pub fn legacy(seed: u64) -> Self {
         let mut sim = Self::new(seed);
