@@ -424,3 +424,32 @@ fn watch_client_types(sim: &mut Sim) -> Rc<RefCell<Vec<MsgType>>> {
     }));
     seen
 }
+
+/// A socp client on a server that does not offer the profile: its M1 is
+/// refused with UNKNOWN_TYPE, as any SOCP server would; it stays connected
+/// on a plain link and shows no error for it.
+#[test]
+fn a_server_without_the_profile_refuses_the_offer_and_keeps_the_client() {
+    use socp_core::client::ClientEvent;
+    let (mut sim, [_, a, _]) = mesh(9, [true, false, true]);
+    let cfg = sim.client_config(&[a]);
+    let dave = sim.add_client(cfg, 7, 7);
+    sim.run_for(Duration::from_secs(3));
+    assert!(sim.client(dave).is_connected());
+    assert!(!sim.client(dave).is_link_secure());
+    assert!(
+        !sim.sim_client(dave)
+            .events
+            .iter()
+            .any(|(_, e)| matches!(e, ClientEvent::Error { .. })),
+        "{:?}",
+        sim.sim_client(dave).events
+    );
+    assert!(
+        rejections(&sim, a)
+            .iter()
+            .any(|d| d.contains("secure profile is off")),
+        "{:?}",
+        rejections(&sim, a)
+    );
+}

@@ -830,6 +830,10 @@ impl Client {
 
     fn on_error(&mut self, err: ErrorMsg) {
         let detail = err.detail.unwrap_or_default();
+        if err.code == ErrorCode::UnknownType && self.secure_refused() {
+            // Our offer of the secure profile, refused: the link stays plain.
+            return;
+        }
         if err.code == ErrorCode::UserNotFound {
             match (&err.msg_ref, &err.user_id) {
                 (Some(msg_ref), _) => self.failed_ref(msg_ref),

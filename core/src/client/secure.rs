@@ -118,6 +118,18 @@ impl Client {
         }
     }
 
+    /// An UNKNOWN_TYPE error while our M1 waits for an answer: the server
+    /// does not speak the profile. Forgets the attempt; `true` if there was
+    /// one (the error is then expected and not shown).
+    pub(super) fn secure_refused(&mut self) -> bool {
+        if matches!(self.link_security, LinkSecurity::Initiated(_)) {
+            self.link_security = LinkSecurity::Off;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Whether the link's channel is up (a plain frame is then refused).
     pub(super) fn link_sealed(&self) -> bool {
         matches!(self.link_security, LinkSecurity::On(_))

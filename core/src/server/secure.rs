@@ -292,6 +292,16 @@ impl Server {
             self.secure_fail(link, "a secure handshake before the link identified itself");
             return;
         };
+        if !self.cfg.secure_links {
+            // As a SOCP server that never heard of the type would: refused,
+            // and the peer carries on in plain SOCP.
+            self.reject(
+                link,
+                ErrorCode::UnknownType,
+                "SECURE_HANDSHAKE: the secure profile is off on this server".into(),
+            );
+            return;
+        }
         let Ok(m) = b64::decode(&hs.m) else {
             self.secure_fail(link, "handshake message is not base64url");
             return;
