@@ -22,13 +22,11 @@ use bytes::Bytes;
 use super::Client;
 use crate::crypto::ed25519::Ed25519Identity;
 use crate::session::handshake::Expect;
+use crate::session::link::{open_frame, seal_frame};
 use crate::session::{Channel, Initiator, LocalIdentity};
 use crate::time::Now;
 use crate::wire::messages::{SecureHandshake, SecureRecord};
 use crate::wire::{Envelope, Message, b64};
-
-/// The context link records are sealed with (the server uses the same).
-const LINK_CONTEXT: &[u8] = b"socp server link";
 
 /// Where the client's link stands in the secure profile.
 #[derive(Debug, Default)]
@@ -106,9 +104,7 @@ impl Client {
             self.dropped("a sealed frame on a link without a channel".into());
             return None;
         };
-        let opened = b64::decode(&record.r)
-            .map_err(|_| crate::session::SessionError::Malformed("record encoding"))
-            .and_then(|r| channel.open(LINK_CONTEXT, &r));
+        let opened = open_frame(channel, record);
         match opened {
             Ok(inner) => Some(inner.to_vec()),
             Err(e) => {
@@ -141,19 +137,15 @@ impl Client {
             self.transmits.push_back(frame);
             return;
         };
-        match channel.seal(LINK_CONTEXT, &frame) {
-            Ok(record) => {
-                let msg = SecureRecord {
-                    r: b64::encode(&record),
-                };
-                let env = Envelope::new(
-                    self.user_id().to_owned(),
-                    "server",
-                    self.now.unix_ms,
-                    Message::Secure(msg),
-                );
-                self.transmits.push_back(Bytes::from(env.encode()));
-            }
+        let sealed = seal_frame(
+            channel,
+            &self.identity.user_id,
+            "server",
+            self.now.unix_ms,
+            &frame,
+        );
+        match sealed {
+            Ok(sealed) => self.transmits.push_back(sealed),
             Err(e) => self.dropped(format!("cannot seal a frame: {e}")),
         }
     }

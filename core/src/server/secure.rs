@@ -45,6 +45,7 @@ use super::{CLOSE_POLICY, ErrorCode, Event, LinkId, Server};
 use crate::crypto::ed25519::{Ed25519Identity, Ed25519Public};
 use crate::crypto::rsa::RsaPublic;
 use crate::session::handshake::Expect;
+use crate::session::link::{open_frame, seal_frame};
 use crate::session::{
     Channel, Initiator, LocalIdentity, Responder, ResponderAwaitingFinish, SessionError,
 };
@@ -58,10 +59,6 @@ pub const SECURE_CAP: &str = "socp-secure-v1";
 /// Most frames a dialler holds for a link between sending M2 and reading M3
 /// (one round trip); past it the link is closed rather than memory grown.
 pub const MAX_HELD_FRAMES: usize = 4096;
-
-/// The context every link record is sealed with (the channel's per-direction
-/// chains already tell the directions apart).
-const LINK_CONTEXT: &[u8] = b"socp server link";
 
 /// Where a link stands in the secure profile.
 #[derive(Debug, Default)]
@@ -391,9 +388,7 @@ impl Server {
     /// (refused, link closed).
     pub(super) fn open_secure(&mut self, link: LinkId, record: &SecureRecord) -> Option<Vec<u8>> {
         let opened = match self.links.get_mut(&link).map(|l| &mut l.secure) {
-            Some(SecureLink::On(channel)) => b64::decode(&record.r)
-                .map_err(|_| SessionError::Malformed("record encoding"))
-                .and_then(|r| channel.open(LINK_CONTEXT, &r)),
+            Some(SecureLink::On(channel)) => open_frame(channel, record),
             _ => Err(SessionError::Malformed(
                 "a sealed frame on a link without a channel",
             )),
@@ -444,15 +439,8 @@ impl Server {
         let ts = self.now.unix_ms;
         let l = self.links.get_mut(&link)?;
         match &mut l.secure {
-            SecureLink::On(channel) => match channel.seal(LINK_CONTEXT, &frame) {
-                Ok(record) => {
-                    let msg = SecureRecord {
-                        r: b64::encode(&record),
-                    };
-                    Some(Bytes::from(
-                        Envelope::new(id, to, ts, Message::Secure(msg)).encode(),
-                    ))
-                }
+            SecureLink::On(channel) => match seal_frame(channel, &id, &to, ts, &frame) {
+                Ok(sealed) => Some(sealed),
                 Err(e) => {
                     self.secure_fail(link, &format!("cannot seal: {e}"));
                     None

@@ -11,6 +11,8 @@
 //!   per step) and the bounded store of skipped message keys.
 //! - [`channel`]: two chains, one per direction, with an explicit counter in
 //!   every record. Secure server links and direct peer sessions run on it.
+//! - [`link`]: a channel carrying whole SOCP frames on a server or client
+//!   link (`SECURE` envelopes).
 //! - [`ratchet`]: the Double Ratchet (X25519 DH steps plus the chains) for
 //!   user-to-user DMs, which adds post-compromise recovery.
 //!
@@ -32,6 +34,7 @@ pub mod chain;
 pub mod channel;
 pub mod handshake;
 pub mod identity;
+pub mod link;
 pub mod ratchet;
 
 pub use channel::Channel;
