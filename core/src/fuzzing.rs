@@ -8,6 +8,19 @@
 //! [`Finding`] and it is the caller (a fuzz target, a test) that turns it into a
 //! crash. A panic inside socp-core itself is of course also a finding.
 //!
+//! | harness | drives | input format |
+//! | --- | --- | --- |
+//! | [`envelope_decode`] | `Envelope::decode` and re-encoding | raw bytes |
+//! | `server_frames` ([`server_frames_with`]) | a [`Server`] | [`ServerScript`] |
+//! | `client_frames` ([`client_frames_with`]) | a [`Client`](crate::client::Client) | [`ClientScript`] |
+//! | [`handshake`] | a `session` handshake under attack | [`HandshakeScript`] |
+//! | [`ratchet`], [`channel`] | an established session pair | [`SessionScript`] |
+//! | [`upgrade`] | the HTTP upgrade judge of `driver::upgrade` | raw bytes |
+//!
+//! The `*Script` builders let tests write inputs (seed corpora, regressions)
+//! without knowing the byte formats; `fuzz/corpus/` is written that way by
+//! `core/tests/fuzzing_smoke.rs`.
+//!
 //! # Why `server_frames_with` takes an identity
 //!
 //! A [`Server`] needs an RSA-4096 [`RsaIdentity`], and generating one takes
@@ -18,6 +31,9 @@
 //! one-argument `server_frames` that fuzz targets call is only a wrapper that
 //! lends it fixture key 1 (`cfg(feature = "fixtures")`, which `fuzz/` enables).
 //!
+//! The client harness has the same shape: [`client_frames_with`] borrows the
+//! client's RSA key and `client_frames` lends it fixture key 4.
+//!
 //! # Cost
 //!
 //! Every `ERROR` a server sends to an unidentified or user link is RSA-signed
@@ -25,7 +41,9 @@
 //! cache, so a run that provokes an error costs at least one signature. The
 //! setup byte can therefore also choose `errors_per_second = 0` (a legal
 //! configuration: errors are counted but never answered), which keeps most runs
-//! free of private-key operations.
+//! free of private-key operations. A client run pays two RSA private-key
+//! operations per templated delivery and one per message it sends, so both are
+//! capped per input ([`CLIENT_EXPENSIVE_OPS`]).
 
 use bytes::Bytes;
 use core::time::Duration;
@@ -1224,8 +1242,8 @@ impl Mutation {
 // ----- the handshake ---------------------------------------------------------
 
 /// Runs one handshake of [`crate::session`] between two fixed identities
-/// (initiator `alice`, responder `bob`, Ed25519 keys from fixed seeds) in
-/// which an attacker may alter or replace every message (see
+/// (initiator `alice`, responder `bob`, Ed25519 keys from fixed seeds;
+/// ephemerals and nonces from a hash of the input) in which an attacker may alter or replace every message (see
 /// [`HandshakeScript`]): M1 goes through [`Responder::read_hello`] and
 /// `accept`, M2 through [`Initiator::finish`], M3 through
 /// [`ResponderAwaitingFinish::finish`]. When a message was refused, the next
@@ -1260,7 +1278,7 @@ pub fn handshake(data: &[u8]) -> Result<(), Finding> {
         2 => (Expect::id("bob"), true),
         _ => (Expect::id("mallory"), false),
     };
-    let mut rng = rng_from_seed([setup; 32]);
+    let mut rng = rng_from_seed(input_seed(b"handshake", data));
     let (initiator, m1) = Initiator::start(&alice, expect, &mut rng);
     let m1x = Mutation::apply(&m1, &mut input);
     let m1_genuine = m1x == m1;
@@ -1327,6 +1345,20 @@ pub fn handshake(data: &[u8]) -> Result<(), Finding> {
             Ok(())
         }
     }
+}
+
+/// The seed of a session harness's randomness (ephemerals, nonces, ratchet
+/// keys): a hash of the whole input.
+///
+/// Not a fixed seed: with one, every run derives the same session keys, and
+/// libFuzzer, which records the operands of the harness's own comparisons
+/// (`wire == bytes`, `m3x == m3`), learns genuine ciphertexts in one run and
+/// replays them in another where they were never sent, as if it knew the
+/// keys. It found exactly that in the `ratchet` harness: a forged message
+/// that was the sender's genuine message 22 of an earlier run. With the seed
+/// hashed from the input, any change to the input changes every key.
+fn input_seed(label: &[u8], data: &[u8]) -> [u8; 32] {
+    crate::crypto::hash::sha256_concat(&[b"socp fuzz seed ", label, data])
 }
 
 /// The two fixed parties of the session harnesses: `alice` (with a made-up
@@ -1571,7 +1603,9 @@ struct Sent {
 }
 
 /// Runs a [`SessionScript`] over a [`Channel`](crate::session::Channel)
-/// established between two fixed identities (alice initiates).
+/// established between two fixed identities (alice initiates; the
+/// handshake's randomness comes from a hash of the input, so every input
+/// has its own session keys).
 ///
 /// Properties: every genuine message opens exactly once, to its plaintext;
 /// an altered, made-up, misdirected or replayed message, or one opened
@@ -1583,8 +1617,9 @@ struct Sent {
 /// [`Finding::ForgeryAccepted`], [`Finding::RefusalChangedState`], or
 /// [`Finding::HandshakeFailed`] / [`Finding::SealFailed`].
 pub fn channel(data: &[u8]) -> Result<(), Finding> {
-    let (a, b) = established_pair()?;
-    run_session(a.into_channel(), b.into_channel(), data)
+    let seed = input_seed(b"channel", data);
+    let (a, b) = established_pair(seed)?;
+    run_session(a.into_channel(), b.into_channel(), seed, data)
 }
 
 /// As [`channel`], over a [`DoubleRatchet`](crate::session::DoubleRatchet):
@@ -1593,13 +1628,15 @@ pub fn channel(data: &[u8]) -> Result<(), Finding> {
 /// # Errors
 /// As [`channel`].
 pub fn ratchet(data: &[u8]) -> Result<(), Finding> {
-    let (a, b) = established_pair()?;
-    run_session(a.into_double_ratchet(), b.into_double_ratchet(), data)
+    let seed = input_seed(b"ratchet", data);
+    let (a, b) = established_pair(seed)?;
+    run_session(a.into_double_ratchet(), b.into_double_ratchet(), seed, data)
 }
 
 /// A genuine handshake between the fixed parties: (alice's side, bob's side).
-fn established_pair() -> Result<(crate::session::Established, crate::session::Established), Finding>
-{
+fn established_pair(
+    seed: [u8; 32],
+) -> Result<(crate::session::Established, crate::session::Established), Finding> {
     use crate::session::handshake::Expect;
     use crate::session::{Initiator, Responder};
     let failed = |e: crate::session::SessionError| Finding::HandshakeFailed {
@@ -1610,7 +1647,7 @@ fn established_pair() -> Result<(crate::session::Established, crate::session::Es
             error: "the fixed identities do not build".into(),
         });
     };
-    let mut rng = rng_from_seed([0x5e; 32]);
+    let mut rng = rng_from_seed(seed);
     let (initiator, m1) = Initiator::start(&alice, Expect::key(bob.public()), &mut rng);
     let (waiting, m2) = Responder::read_hello(&bob, &m1)
         .and_then(|p| p.accept(&bob, &mut rng))
@@ -1620,11 +1657,16 @@ fn established_pair() -> Result<(crate::session::Established, crate::session::Es
     Ok((a, b))
 }
 
-fn run_session<E: SessionEnd>(alice: E, bob: E, data: &[u8]) -> Result<(), Finding> {
+fn run_session<E: SessionEnd>(
+    alice: E,
+    bob: E,
+    seed: [u8; 32],
+    data: &[u8],
+) -> Result<(), Finding> {
     let mut run = SessionRun {
         alice,
         bob,
-        rng: rng_from_seed([0x5f; 32]),
+        rng: rng_from_seed(crate::crypto::sha256(&seed)),
         sent: Vec::new(),
     };
     let mut input = Cursor { data };
