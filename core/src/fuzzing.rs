@@ -736,7 +736,7 @@ pub fn client_frames(data: &[u8]) -> Result<(), Finding> {
 pub fn client_frames_with(identity: &RsaIdentity, data: &[u8]) -> Result<(), Finding> {
     let mut input = Cursor { data };
     let setup = input.byte().unwrap_or(0);
-    let mut run = ClientRun::new(identity, setup);
+    let mut run = ClientRun::new(identity, setup, input_seed(b"client", data));
     run.drain()?;
     if run.dialing {
         run.dialing = false;
@@ -764,14 +764,17 @@ mod client_op {
     pub const REQUEST: u8 = 9;
     pub const ACCEPT_KEY: u8 = 10;
     pub const CLOSE: u8 = 11;
+    pub const SECURE_ANSWER: u8 = 12;
+    pub const SEALED: u8 = 13;
 }
 /// How many client operations there are.
-const CLIENT_OP_COUNT: u8 = 12;
+const CLIENT_OP_COUNT: u8 = 14;
 
 /// Builds inputs for [`client_frames_with`].
 ///
 /// The format: one setup byte (bit 0: the client logs in to an account
-/// instead of sending `USER_HELLO`; bit 1: small decoding limits), then
+/// instead of sending `USER_HELLO`; bit 1: small decoding limits; bit 2: the
+/// client offers the secure profile on its link, `secure_link`), then
 /// operations until the data ends, each an op byte (modulo the number of
 /// operations) and its arguments. The client is connected before the first
 /// operation. Lengths are little-endian `u16` (`u8` where noted) and cut
@@ -792,6 +795,13 @@ const CLIENT_OP_COUNT: u8 = 12;
 /// | 9 request | j | `request_list` if `j` is odd, else `request_pubkey` of user `j` |
 /// | 10 accept key | j | `accept_key` of user `j` |
 /// | 11 close | | `close` (the app quits) |
+/// | 12 secure answer | | the server answers the client's last `SECURE_HANDSHAKE` M1 with a genuine M2 (its M3 then sets up the link's channel) |
+/// | 13 sealed | len, bytes | the bytes sealed in the link's channel as a `SECURE` frame (a plain frame while there is none) |
+///
+/// With the secure profile on, the harness plays the server's side of the
+/// link's handshake (op 12) and opens every `SECURE` frame the client sends:
+/// the frame inside must decode and come from the client, and once the
+/// channel is up every frame must be sealed.
 ///
 /// Deliveries and the three sends are limited to [`CLIENT_EXPENSIVE_OPS`]
 /// per run (later ones are skipped).
@@ -903,6 +913,21 @@ impl ClientScript {
         self
     }
 
+    /// The server answers the client's secure-profile M1.
+    #[must_use]
+    pub fn secure_answer(mut self) -> Self {
+        self.bytes.push(client_op::SECURE_ANSWER);
+        self
+    }
+
+    /// A frame from the server, sealed in the link's channel.
+    #[must_use]
+    pub fn sealed(mut self, frame: &[u8]) -> Self {
+        self.bytes.push(client_op::SEALED);
+        push_u16_slice(&mut self.bytes, frame);
+        self
+    }
+
     /// The encoded input.
     #[must_use]
     pub fn into_bytes(self) -> Vec<u8> {
@@ -933,10 +958,27 @@ struct ClientRun<'a> {
     dialing: bool,
     /// Deliveries and sends performed so far.
     expensive: usize,
+    /// The server's side of the link's secure profile.
+    secure: LinkPeer,
+}
+
+/// What the harness, as the client's server, knows of the link's secure
+/// profile.
+#[derive(Default)]
+enum LinkPeer {
+    /// No handshake, or it failed.
+    #[default]
+    Off,
+    /// The client sent M1.
+    Offered(Vec<u8>),
+    /// M2 sent; waiting for the client's M3.
+    Answered(Box<crate::session::ResponderAwaitingFinish>),
+    /// The channel is up: every frame is sealed.
+    On(Box<crate::session::Channel>),
 }
 
 impl<'a> ClientRun<'a> {
-    fn new(identity: &'a RsaIdentity, setup: u8) -> Self {
+    fn new(identity: &'a RsaIdentity, setup: u8, seed: [u8; 32]) -> Self {
         use crate::client::{AuthMode, Client, ClientConfig, UserIdentity};
         let now = Now::new(Instant::ZERO, FUZZ_EPOCH_MS);
         let mut cfg = ClientConfig::new(
@@ -951,6 +993,7 @@ impl<'a> ClientRun<'a> {
                 max_json_depth: 4,
             };
         }
+        cfg.secure_link = setup & 0b100 != 0;
         let auth = if setup & 0b1 != 0 {
             AuthMode::Login
         } else {
@@ -963,9 +1006,11 @@ impl<'a> ClientRun<'a> {
             client,
             key_wire: identity.public().to_wire(),
             now,
-            rng: rng_from_seed([0xc2; 32]),
+            // The server's handshake randomness, from the input (see `input_seed`).
+            rng: rng_from_seed(seed),
             dialing: false,
             expensive: 0,
+            secure: LinkPeer::Off,
         }
     }
 
@@ -991,6 +1036,7 @@ impl<'a> ClientRun<'a> {
             }
             client_op::CLOSED => {
                 self.dialing = false;
+                self.secure = LinkPeer::Off;
                 self.client.handle_closed(now);
             }
             client_op::ADVANCE => {
@@ -1066,11 +1112,108 @@ impl<'a> ClientRun<'a> {
                 let j = input.byte().unwrap_or(0);
                 let _offered = self.client.accept_key(now, &ServerScript::user_id(j));
             }
+            client_op::CLOSE => self.client.close(now),
+            client_op::SECURE_ANSWER => {
+                if let Some(frame) = self.secure_answer() {
+                    self.client.handle_frame(now, &frame);
+                }
+            }
             _ => {
-                // client_op::CLOSE
-                self.client.close(now);
+                // client_op::SEALED
+                let len = input.u16();
+                let frame = input.slice(usize::from(len));
+                let from = ServerScript::server_id(0);
+                let sealed = match &mut self.secure {
+                    LinkPeer::On(channel) => crate::session::link::seal_frame(
+                        channel,
+                        &from,
+                        FUZZ_CLIENT_ID,
+                        now.unix_ms,
+                        frame,
+                    )
+                    .ok(),
+                    _ => None,
+                };
+                match sealed {
+                    Some(sealed) => self.client.handle_frame(now, &sealed),
+                    None => self.client.handle_frame(now, frame),
+                }
             }
         }
+    }
+
+    /// The server's genuine M2 to the client's last M1, if there is one.
+    fn secure_answer(&mut self) -> Option<Vec<u8>> {
+        use crate::crypto::ed25519::Ed25519Identity;
+        use crate::session::{LocalIdentity, Responder};
+        let LinkPeer::Offered(m1) = core::mem::take(&mut self.secure) else {
+            return None;
+        };
+        let server = LocalIdentity::new(FUZZ_HOST, Ed25519Identity::from_seed([0x5e; 32])).ok()?;
+        let pending = Responder::read_hello(&server, &m1).ok()?;
+        let (waiting, m2) = pending.accept(&server, &mut self.rng).ok()?;
+        self.secure = LinkPeer::Answered(Box::new(waiting));
+        let hs = crate::wire::messages::SecureHandshake {
+            m: b64::encode(&m2),
+        };
+        let env = Envelope::new(
+            ServerScript::server_id(0),
+            FUZZ_CLIENT_ID,
+            self.now.unix_ms,
+            Message::SecureHandshake(hs),
+        );
+        Some(env.encode())
+    }
+
+    /// Checks one frame the client sent and follows the link's handshake.
+    fn check_sent(&mut self, frame: &[u8]) -> Result<(), Finding> {
+        let env = Envelope::decode(frame, &Limits::default()).map_err(|e| {
+            Finding::ClientUndecodableOutput {
+                error: e.to_string(),
+            }
+        })?;
+        if env.from != FUZZ_CLIENT_ID {
+            return Err(Finding::ClientWrongSender { from: env.from });
+        }
+        let msg = env.message().ok();
+        if let LinkPeer::On(channel) = &mut self.secure {
+            let Some(Message::Secure(record)) = msg else {
+                return Err(Finding::ClientUndecodableOutput {
+                    error: format!("a plain {} on a secure link", env.msg_type.as_str()),
+                });
+            };
+            let inner = crate::session::link::open_frame(channel, &record).map_err(|e| {
+                Finding::ClientUndecodableOutput {
+                    error: format!("a sealed frame does not open: {e}"),
+                }
+            })?;
+            let env = Envelope::decode(&inner, &Limits::default()).map_err(|e| {
+                Finding::ClientUndecodableOutput {
+                    error: format!("inside a sealed frame: {e}"),
+                }
+            })?;
+            if env.from != FUZZ_CLIENT_ID {
+                return Err(Finding::ClientWrongSender { from: env.from });
+            }
+            return Ok(());
+        }
+        let Some(Message::SecureHandshake(hs)) = msg else {
+            return Ok(());
+        };
+        let Ok(m) = b64::decode(&hs.m) else {
+            return Err(Finding::ClientUndecodableOutput {
+                error: "a SECURE_HANDSHAKE that is not base64url".into(),
+            });
+        };
+        self.secure = match core::mem::take(&mut self.secure) {
+            // The client's M3 to our M2.
+            LinkPeer::Answered(waiting) if m.get(1) == Some(&3) => match waiting.finish(&m) {
+                Ok(established) => LinkPeer::On(Box::new(established.into_channel())),
+                Err(_) => LinkPeer::Off,
+            },
+            _ => LinkPeer::Offered(m),
+        };
+        Ok(())
     }
 
     /// A genuine `USER_DELIVER` of `text` from user `j` (whose key is ours).
@@ -1114,14 +1257,7 @@ impl<'a> ClientRun<'a> {
         use crate::client::{ClientAction, is_bare_name};
         for _ in 0..MAX_DRAIN_ROUNDS {
             while let Some(frame) = self.client.poll_transmit() {
-                let env = Envelope::decode(&frame, &Limits::default()).map_err(|e| {
-                    Finding::ClientUndecodableOutput {
-                        error: e.to_string(),
-                    }
-                })?;
-                if env.from != FUZZ_CLIENT_ID {
-                    return Err(Finding::ClientWrongSender { from: env.from });
-                }
+                self.check_sent(&frame)?;
             }
             let mut closed = false;
             while let Some(action) = self.client.poll_action() {
@@ -1148,6 +1284,7 @@ impl<'a> ClientRun<'a> {
                 break;
             }
             self.dialing = false;
+            self.secure = LinkPeer::Off;
             self.client.handle_closed(self.now);
         }
         Ok(())

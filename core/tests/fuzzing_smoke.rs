@@ -46,8 +46,13 @@ fn captured_frames(per_type: usize) -> BTreeMap<String, Vec<Vec<u8>>> {
         }
         Verdict::Deliver
     }));
-    let intro = sim.add_server(ServerConfig::default(), 1);
-    let cfg = sim.config_joining(&[intro]);
+    // Plain SOCP links between the servers: the harness's server cannot open
+    // another run's sealed frames, and these are the types a SOCP peer sends.
+    let mut intro_cfg = ServerConfig::default();
+    intro_cfg.secure_links = false;
+    let intro = sim.add_server(intro_cfg, 1);
+    let mut cfg = sim.config_joining(&[intro]);
+    cfg.secure_links = false;
     let a = sim.add_server(cfg.clone(), 2);
     sim.run_for(Duration::from_secs(1));
     let b = sim.add_server(cfg, 3);
@@ -307,7 +312,9 @@ fn truncated_and_mutated_captured_frames_never_panic() {
 
 #[test]
 fn envelope_round_trips_hold_for_captured_frames() {
-    for list in captured_frames(4).values() {
+    let frames = captured_frames(4);
+    println!("captured types: {:?}", frames.keys().collect::<Vec<_>>());
+    for list in frames.values() {
         for frame in list {
             envelope_decode(frame).unwrap();
             // Our own frames are canonical already.
@@ -352,8 +359,12 @@ fn client_transcript() -> (Vec<Vec<u8>>, String) {
     let mut sim = Sim::new(11);
     let s = sim.add_server(ServerConfig::default(), 1);
     let cfg = sim.client_config(&[s]);
+    // The harness's client is plain unless its setup says otherwise, and a
+    // sealed frame of this run would not open in another.
+    let mut plain = cfg.clone();
+    plain.secure_link = false;
     let me = sim.add_client_with(
-        cfg.clone(),
+        plain,
         UserIdentity::new(FUZZ_CLIENT_ID, fixtures::rsa_identity(4)),
         AuthMode::Hello,
         1,
@@ -404,7 +415,7 @@ fn check(name: &str, result: Result<(), Finding>, data: &[u8]) {
 /// flipped), link events and time, and now and then an expensive templated
 /// delivery or an app command.
 fn random_client_script(rng: &mut impl Rng, frames: &[Vec<u8>], ops: usize) -> Vec<u8> {
-    let mut script = ClientScript::with_setup(u8::try_from(rng.next_u32() % 4).unwrap());
+    let mut script = ClientScript::with_setup(u8::try_from(rng.next_u32() % 8).unwrap());
     for _ in 0..ops {
         let j = u8::try_from(rng.next_u32() % 3).unwrap();
         let mut frame = frames[usize::try_from(rng.next_u32()).unwrap() % frames.len()].clone();
@@ -429,7 +440,8 @@ fn random_client_script(rng: &mut impl Rng, frames: &[Vec<u8>], ops: usize) -> V
             34 | 35 => script.request(j),
             36 => script.accept_key(j),
             37 => script.close(),
-            _ => script.frame(&frame[..frame.len().min(8)]),
+            38 => script.secure_answer(),
+            _ => script.sealed(&frame),
         };
     }
     script.into_bytes()
@@ -485,6 +497,21 @@ fn client_frames_transcript_and_templates() {
         .advance(30_000)
         .close();
     check("client_frames", client_frames(&templated.into_bytes()), &[]);
+    // The secure profile: the harness answers the client's M1, then every
+    // captured frame arrives sealed, and the client talks back sealed.
+    let secure = frames
+        .iter()
+        .fold(ClientScript::with_setup(0b100).secure_answer(), |s, f| {
+            s.sealed(f)
+        })
+        .advertise(1)
+        .send_direct(1, b"sealed hello")
+        .request(1)
+        .closed()
+        .connected()
+        .secure_answer()
+        .close();
+    check("client_frames", client_frames(&secure.into_bytes()), &[]);
     // Logging in: every captured frame arrives before AUTH_OK.
     let login = frames
         .iter()
@@ -827,6 +854,13 @@ fn seed_inputs() -> BTreeMap<&'static str, Vec<Vec<u8>>> {
         ClientScript::with_setup(1)
             .frame(b"{}")
             .advance(5_000)
+            .into_bytes(),
+        client
+            .iter()
+            .fold(ClientScript::with_setup(0b100).secure_answer(), |s, f| {
+                s.sealed(f)
+            })
+            .send_direct(1, b"sealed")
             .into_bytes(),
     ];
     clients.extend(
