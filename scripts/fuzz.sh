@@ -10,8 +10,9 @@
 # input is left in fuzz/artifacts/TARGET/); prints the executions per target.
 #
 # Built without a sanitizer (--sanitizer none): socp-core forbids unsafe code,
-# so AddressSanitizer only watches the crypto dependencies, at about half the
-# speed (fuzz/README.md). Installs cargo-fuzz if it is missing.
+# so AddressSanitizer would only watch the crypto dependencies, and it runs the
+# targets 2.3-2.8x slower (fuzz/README.md, BENCHMARKS.md). Installs cargo-fuzz
+# if it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
