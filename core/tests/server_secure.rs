@@ -61,21 +61,32 @@ fn rejections(sim: &Sim, server: usize) -> Vec<String> {
         .collect()
 }
 
-/// Records the type of every server-to-server frame, from now on.
-fn watch_types(sim: &mut Sim) -> Rc<RefCell<Vec<MsgType>>> {
+/// Records, from now on, the type of every frame between two servers
+/// (`between_servers`) or between a client and a server (otherwise).
+fn watch_types(sim: &mut Sim, between_servers: bool) -> Rc<RefCell<Vec<MsgType>>> {
     let seen: Rc<RefCell<Vec<MsgType>>> = Rc::default();
     let sink = Rc::clone(&seen);
     sim.set_hook(Box::new(move |f: &mut InFlight| {
-        if matches!(
+        let server_server = matches!(
             (f.from, f.to),
             (Endpoint::Server { .. }, Endpoint::Server { .. })
-        ) && let Ok(env) = Envelope::decode(&f.frame, &Limits::default())
+        );
+        if server_server == between_servers
+            && let Ok(env) = Envelope::decode(&f.frame, &Limits::default())
         {
             sink.borrow_mut().push(env.msg_type);
         }
         Verdict::Deliver
     }));
     seen
+}
+
+/// Whether user `u` (a scripted user) received a USER_DELIVER.
+fn got_dm(sim: &Sim, u: usize) -> bool {
+    sim.user(u)
+        .inbox
+        .iter()
+        .any(|env| env.msg_type == MsgType::UserDeliver)
 }
 
 #[test]
@@ -87,7 +98,7 @@ fn socp_servers_link_securely_and_carry_the_mesh_sealed() {
         assert!(rejections(&sim, s).is_empty(), "{:?}", rejections(&sim, s));
     }
     // From now on every server-to-server frame is sealed.
-    let types = watch_types(&mut sim);
+    let types = watch_types(&mut sim, true);
     let alice = sim.add_user(4);
     let bob = sim.add_user(5);
     sim.connect_user(alice, a);
@@ -103,13 +114,7 @@ fn socp_servers_link_securely_and_carry_the_mesh_sealed() {
         "plain frames between secure servers: {types:?}"
     );
     // The DM crossed the secure link and reached bob.
-    assert!(
-        sim.user(bob)
-            .inbox
-            .iter()
-            .any(|env| env.msg_type == MsgType::UserDeliver),
-        "bob got no DM"
-    );
+    assert!(got_dm(&sim, bob), "bob got no DM");
 }
 
 #[test]
@@ -343,13 +348,7 @@ fn altered_and_replayed_records_are_refused_and_the_link_carries_on() {
             "a link was lost"
         );
     }
-    assert!(
-        sim.user(bob)
-            .inbox
-            .iter()
-            .any(|env| env.msg_type == MsgType::UserDeliver),
-        "bob got no DM"
-    );
+    assert!(got_dm(&sim, bob), "bob got no DM");
 }
 
 #[test]
@@ -371,7 +370,7 @@ fn socp_clients_link_securely_and_dms_still_verify() {
     sim.run_for(Duration::from_secs(3));
     assert!(sim.client(alice).is_link_secure());
     assert!(sim.client(bob).is_link_secure());
-    let types = watch_client_types(&mut sim);
+    let types = watch_types(&mut sim, false);
     let bob_id = sim.client(bob).user_id().to_owned();
     sim.client_do(alice, |c, now| {
         c.send_direct(now, &bob_id, "sealed all the way")
@@ -406,23 +405,6 @@ fn a_client_without_the_profile_keeps_a_plain_link() {
     sim.run_for(Duration::from_secs(3));
     assert!(!sim.client(carol).is_link_secure());
     assert!(sim.client(carol).is_connected());
-}
-
-/// Records the type of every frame between a client and a server, from now on.
-fn watch_client_types(sim: &mut Sim) -> Rc<RefCell<Vec<MsgType>>> {
-    let seen: Rc<RefCell<Vec<MsgType>>> = Rc::default();
-    let sink = Rc::clone(&seen);
-    sim.set_hook(Box::new(move |f: &mut InFlight| {
-        let server_server = matches!(
-            (f.from, f.to),
-            (Endpoint::Server { .. }, Endpoint::Server { .. })
-        );
-        if !server_server && let Ok(env) = Envelope::decode(&f.frame, &Limits::default()) {
-            sink.borrow_mut().push(env.msg_type);
-        }
-        Verdict::Deliver
-    }));
-    seen
 }
 
 /// A socp client on a server that does not offer the profile: its M1 is
