@@ -8,9 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use socp_core::client::{
-    AuthMode, Client, ClientConfig, ClientEvent, FileTarget, UserIdentity, sha256_hex,
-};
+use socp_core::client::{ClientConfig, ClientEvent, FileTarget, UserIdentity, sha256_hex};
 use socp_core::crypto::KeystoreParams;
 use socp_core::crypto::rsa::RsaIdentity;
 use socp_core::server::{BootstrapEntry, Event};
@@ -426,22 +424,16 @@ async fn register(
     let key = RsaIdentity::from_pkcs8_der(&key.to_pkcs8_der()).map_err(|e| e.to_string())?;
     let mut rng = socp_core::crypto::rng_from_seed(socp_tokio::random_seed());
     let identity = UserIdentity::with_random_id(key, &mut rng);
-    let auth = AuthMode::register(
-        &identity,
+    let mut handle = crate::runtime::spawn_registration(
+        url,
+        identity,
         password_of(username).as_bytes(),
         Some(username),
         &KeystoreParams::default(),
-        &mut rng,
+        ClientOptions::new(downloads),
+        *clock,
     )
     .map_err(|e| e.to_string())?;
-    let client = Client::with_auth(
-        ClientConfig::new(vec![url.to_owned()]),
-        identity,
-        auth,
-        socp_tokio::random_seed(),
-        clock.now(),
-    );
-    let mut handle = crate::runtime::spawn_client(client, ClientOptions::new(downloads), *clock);
     match wait(&mut handle, |u| {
         matches!(
             u,

@@ -11,7 +11,8 @@
 
 use std::net::SocketAddr;
 
-use socp_core::client::{Client, ClientConfig};
+use socp_core::client::{AuthMode, Client, ClientConfig, UserIdentity};
+use socp_core::crypto::{KeystoreError, KeystoreParams, rng_from_seed};
 use socp_core::server::{Event, Server, Store};
 use socp_core::time::Now;
 use socp_tokio::{ClientOptions, ClientUpdate, LoginError, WsLimits};
@@ -328,6 +329,33 @@ pub fn spawn_client(client: Client, opts: ClientOptions, clock: Clock) -> Client
         Clock::Tokio(c) => ClientHandle::Tokio(socp_tokio::spawn_client(client, opts, c)),
         Clock::Smol(c) => ClientHandle::Smol(socp_smol::spawn_client(client, opts, c)),
     }
+}
+
+/// A client on `clock`'s runtime that registers `identity` as a new account
+/// on `url`: its keys sealed under `password` with `params`, and `username`
+/// if given. Sealing runs Argon2id here, on the caller's task.
+///
+/// # Errors
+/// The keystore could not be sealed (parameters out of bounds).
+pub fn spawn_registration(
+    url: &str,
+    identity: UserIdentity,
+    password: &[u8],
+    username: Option<&str>,
+    params: &KeystoreParams,
+    opts: ClientOptions,
+    clock: Clock,
+) -> Result<ClientHandle, KeystoreError> {
+    let mut rng = rng_from_seed(socp_tokio::random_seed());
+    let auth = AuthMode::register(&identity, password, username, params, &mut rng)?;
+    let client = Client::with_auth(
+        ClientConfig::new(vec![url.to_owned()]),
+        identity,
+        auth,
+        socp_tokio::random_seed(),
+        clock.now(),
+    );
+    Ok(spawn_client(client, opts, clock))
 }
 
 /// Password login (keystore fetch, then a logged-in client) on `clock`'s

@@ -30,7 +30,7 @@ use socp_apps::node::{self, KeySource, Node, NodeOptions};
 pub use socp_apps::runtime::Runtime;
 use socp_apps::runtime::{self as rt, ClientHandle};
 use socp_core::client::{
-    AuthMode, Client, ClientConfig, ClientEvent, FileTarget, MessageId, MessageStatus, UserIdentity,
+    ClientConfig, ClientEvent, FileTarget, MessageId, MessageStatus, UserIdentity,
 };
 use socp_core::crypto::{KeystoreParams, fixtures, rng_from_seed};
 use socp_core::server::BootstrapEntry;
@@ -331,25 +331,18 @@ impl User {
     pub async fn register(runtime: Runtime, dir: &Path, url: &str, name: &str, key: usize) -> Self {
         let mut rng = rng_from_seed([u8::try_from(key).unwrap(); 32]);
         let identity = UserIdentity::with_random_id(fixtures::rsa_identity(key), &mut rng);
-        let auth = AuthMode::register(
-            &identity,
+        let id = identity.user_id.clone();
+        let downloads = dir.join(format!("downloads-{name}"));
+        let handle = rt::spawn_registration(
+            url,
+            identity,
             PASSWORD.as_bytes(),
             Some(name),
             &KeystoreParams::for_tests(),
-            &mut rng,
+            ClientOptions::new(&downloads),
+            runtime.clock(),
         )
         .unwrap();
-        let id = identity.user_id.clone();
-        let clock = runtime.clock();
-        let client = Client::with_auth(
-            ClientConfig::new(vec![url.to_owned()]),
-            identity,
-            auth,
-            socp_tokio::random_seed(),
-            clock.now(),
-        );
-        let downloads = dir.join(format!("downloads-{name}"));
-        let handle = rt::spawn_client(client, ClientOptions::new(&downloads), clock);
         let mut user = Self {
             name: name.to_owned(),
             id,

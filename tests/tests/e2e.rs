@@ -139,31 +139,20 @@ async fn register_expect_failure(
     name: &str,
     key: usize,
 ) -> String {
-    use socp_core::client::{AuthMode, Client, ClientConfig, UserIdentity};
+    use socp_core::client::UserIdentity;
     use socp_core::crypto::{KeystoreParams, fixtures, rng_from_seed};
     let mut rng = rng_from_seed([0x77; 32]);
     let identity = UserIdentity::with_random_id(fixtures::rsa_identity(key), &mut rng);
-    let auth = AuthMode::register(
-        &identity,
+    let mut handle = socp_apps::runtime::spawn_registration(
+        url,
+        identity,
         b"another password",
         Some(name),
         &KeystoreParams::for_tests(),
-        &mut rng,
+        socp_tokio::ClientOptions::new(dir.join("clash")),
+        runtime.clock(),
     )
     .unwrap();
-    let clock = runtime.clock();
-    let client = Client::with_auth(
-        ClientConfig::new(vec![url.to_owned()]),
-        identity,
-        auth,
-        socp_tokio::random_seed(),
-        clock.now(),
-    );
-    let mut handle = socp_apps::runtime::spawn_client(
-        client,
-        socp_tokio::ClientOptions::new(dir.join("clash")),
-        clock,
-    );
     let deadline = tokio::time::Instant::now() + socp_tests::WAIT;
     loop {
         match tokio::time::timeout_at(deadline, handle.next()).await {
