@@ -432,14 +432,16 @@ impl Server {
     /// secure link, held until M3 while the dialler waits, else as is.
     /// `None` when held or when sealing failed (the link is then closed).
     pub(super) fn outgoing(&mut self, link: LinkId, frame: Bytes) -> Option<Bytes> {
-        let (id, to) = match self.links.get(&link).map(|l| &l.role) {
-            Some(Role::Server(peer) | Role::User(peer)) => (self.id.clone(), peer.clone()),
+        let ts = self.now.unix_ms;
+        let Some(l) = self.links.get_mut(&link) else {
+            return Some(frame);
+        };
+        let peer = match &l.role {
+            Role::Server(peer) | Role::User(peer) => peer.as_str(),
             _ => return Some(frame),
         };
-        let ts = self.now.unix_ms;
-        let l = self.links.get_mut(&link)?;
         match &mut l.secure {
-            SecureLink::On(channel) => match seal_frame(channel, &id, &to, ts, &frame) {
+            SecureLink::On(channel) => match seal_frame(channel, &self.id, peer, ts, &frame) {
                 Ok(sealed) => Some(sealed),
                 Err(e) => {
                     self.secure_fail(link, &format!("cannot seal: {e}"));
